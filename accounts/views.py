@@ -1,0 +1,62 @@
+"""Auth endpoints: register, login, refresh, logout and the current user."""
+from django.db.models import Prefetch
+from drf_yasg.utils import swagger_auto_schema
+from rest_framework import generics, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from organizations.models import Membership
+
+from .models import User
+from .serializers import LogoutSerializer, MeSerializer, RegisterSerializer
+from .throttling import ClientAddressRateThrottle
+
+
+class RegisterView(generics.CreateAPIView):
+    """Create an account. Throttled per client address."""
+
+    serializer_class = RegisterSerializer
+    authentication_classes = ()
+    permission_classes = (permissions.AllowAny,)
+    throttle_classes = (ClientAddressRateThrottle,)
+
+
+class LoginView(TokenObtainPairView):
+    """Exchange a username and password for an access and a refresh token. Throttled per client address."""
+
+    throttle_classes = (ClientAddressRateThrottle,)
+
+
+class RefreshView(TokenRefreshView):
+    """Exchange a refresh token for a new pair; the refresh token used stops working."""
+
+
+class LogoutView(APIView):
+    """Blacklist a refresh token so it can never be used again."""
+
+    @swagger_auto_schema(request_body=LogoutSerializer, responses={204: "Logged out", 401: "Invalid token"})
+    def post(self, request):
+        serializer = LogoutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            token = RefreshToken(serializer.validated_data["refresh"])
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        if str(token.get(jwt_settings.USER_ID_CLAIM)) != str(request.user.pk):
+            raise InvalidToken("This refresh token belongs to another user.")
+        token.blacklist()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(generics.RetrieveAPIView):
+    """The signed-in user and the organizations they belong to, with their role in each."""
+
+    serializer_class = MeSerializer
+
+    def get_object(self):
+        memberships = Prefetch("memberships", queryset=Membership.objects.select_related("organization"))
+        return User.objects.prefetch_related(memberships).get(pk=self.request.user.pk)

@@ -1,0 +1,81 @@
+"""Clusters: a fixed capacity of CPU, RAM and GPU that an organization's deployments share."""
+from django.db import models
+
+from deployments.scheduling import Resources
+
+RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}
+
+
+class ClusterQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ClusterQuerySet":
+        """Clusters of the user's organizations, annotated with the user's role there as `caller_role`."""
+        return self.filter(organization__memberships__user=user).annotate(
+            caller_role=models.F("organization__memberships__role")
+        )
+
+
+class Cluster(models.Model):
+    """Capacity is set by admins; the allocated counters are kept by the scheduler under the row lock.
+
+    The counters always equal what running deployments hold (the reconcile task proves and repairs it);
+    CHECK constraints keep them within 0..capacity, so no bug can promise more than the cluster has.
+    """
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.PROTECT, related_name="clusters")
+    name = models.CharField(max_length=200)
+    cpu_limit = models.DecimalField(**RESOURCE_DECIMAL)
+    ram_limit = models.DecimalField(**RESOURCE_DECIMAL)
+    gpu_limit = models.PositiveIntegerField()
+    cpu_allocated = models.DecimalField(**RESOURCE_DECIMAL, default=0, editable=False)
+    ram_allocated = models.DecimalField(**RESOURCE_DECIMAL, default=0, editable=False)
+    gpu_allocated = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ClusterQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("organization", "name"),
+                name="%(app_label)s_%(class)s_organization_name_unique",
+                violation_error_message="A cluster with this name already exists in this organization.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cpu_limit__gte=0, ram_limit__gte=0, gpu_limit__gte=0),
+                name="%(app_label)s_%(class)s_limits_nonnegative",
+                violation_error_message="Capacities cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cpu_limit__gt=0) | models.Q(ram_limit__gt=0) | models.Q(gpu_limit__gt=0),
+                name="%(app_label)s_%(class)s_limits_not_all_zero",
+                violation_error_message="A cluster needs a capacity above zero for at least one resource.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    cpu_allocated__gte=0,
+                    ram_allocated__gte=0,
+                    gpu_allocated__gte=0,
+                    cpu_allocated__lte=models.F("cpu_limit"),
+                    ram_allocated__lte=models.F("ram_limit"),
+                    gpu_allocated__lte=models.F("gpu_limit"),
+                ),
+                name="%(app_label)s_%(class)s_allocated_within_limits",
+                violation_error_message="Allocations must stay between zero and the capacity.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def capacity(self) -> Resources:
+        return Resources(self.cpu_limit, self.ram_limit, self.gpu_limit)
+
+    @property
+    def allocated(self) -> Resources:
+        return Resources(self.cpu_allocated, self.ram_allocated, self.gpu_allocated)
+
+    @property
+    def available(self) -> Resources:
+        return self.capacity - self.allocated

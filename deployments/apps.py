@@ -1,0 +1,6 @@
+"""App config for deployments."""
+from django.apps import AppConfig
+
+
+class DeploymentsConfig(AppConfig):
+    name = "deployments"

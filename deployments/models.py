@@ -1,0 +1,157 @@
+"""Deployments (a container and the resources it asks for) and the history of their status."""
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from clusters.models import RESOURCE_DECIMAL
+
+from .scheduling import Resources
+
+
+class DeploymentQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "DeploymentQuerySet":
+        """Deployments in the user's organizations, annotated with the user's role there as `caller_role`."""
+        return self.filter(cluster__organization__memberships__user=user).annotate(
+            caller_role=models.F("cluster__organization__memberships__role")
+        )
+
+    def pending(self) -> "DeploymentQuerySet":
+        return self.filter(status=Deployment.Status.PENDING)
+
+    def running(self) -> "DeploymentQuerySet":
+        return self.filter(status=Deployment.Status.RUNNING)
+
+    def active(self) -> "DeploymentQuerySet":
+        return self.filter(status__in=Deployment.ACTIVE_STATUSES)
+
+    def in_queue_order(self) -> "DeploymentQuerySet":
+        return self.order_by("-priority", "created_at", "id")
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Deployment(models.Model):
+    """A docker image asking for resources on one cluster; the scheduler decides when it runs."""
+
+    Status = Status
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
+    # The one table of status changes: to -> the statuses it may come from.
+    ALLOWED_SOURCES = {
+        Status.RUNNING: {Status.PENDING},
+        Status.PENDING: {Status.RUNNING},  # preemption
+        Status.COMPLETED: {Status.RUNNING},
+        Status.FAILED: {Status.RUNNING},
+        Status.CANCELLED: {Status.PENDING, Status.RUNNING},
+    }
+
+    name = models.CharField(max_length=200)
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.PROTECT, related_name="deployments")
+    docker_image = models.CharField(max_length=500)
+    priority = models.IntegerField(default=0)
+    cpu_required = models.DecimalField(**RESOURCE_DECIMAL, default=0)
+    ram_required = models.DecimalField(**RESOURCE_DECIMAL, default=0)
+    gpu_required = models.PositiveIntegerField(default=0)
+    depends_on = models.ManyToManyField("self", symmetrical=False, related_name="dependents", blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, editable=False)
+    # Why the deployment reached its status (who preempted it, which dependency failed); the live reason a
+    # pending deployment waits is derived when read, so scheduling passes do not rewrite every queued row.
+    status_message = models.CharField(max_length=500, blank=True, editable=False)
+    preemption_count = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="deployments", editable=False
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = DeploymentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(
+                fields=("cluster", "-priority", "created_at", "id"),
+                condition=models.Q(status=Status.PENDING),
+                name="deployments_pending_queue_idx",
+            ),
+            models.Index(
+                fields=("cluster", "priority"),
+                condition=models.Q(status=Status.RUNNING),
+                name="deployments_running_idx",
+            ),
+            models.Index(fields=("status", "-created_at"), name="deployments_status_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cpu_required__gte=0, ram_required__gte=0, gpu_required__gte=0),
+                name="%(app_label)s_%(class)s_requests_nonnegative",
+                violation_error_message="Resource requests cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=Status.values),
+                name="%(app_label)s_%(class)s_status_valid",
+                violation_error_message="Unknown status.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status=Status.RUNNING) | models.Q(started_at__isnull=False),
+                name="%(app_label)s_%(class)s_running_has_started_at",
+                violation_error_message="A running deployment has a start time.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def demand(self) -> Resources:
+        return Resources(self.cpu_required, self.ram_required, self.gpu_required)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    def can_become(self, status: str) -> bool:
+        return self.status in self.ALLOWED_SOURCES[status]
+
+
+class EventKind(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SCHEDULED = "scheduled", "Scheduled"
+    PREEMPTED = "preempted", "Preempted"
+    REQUEUED = "requeued", "Requeued"
+    DEPENDENCIES_RESOLVED = "dependencies_resolved", "Dependencies resolved"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    RECONCILED = "reconciled", "Reconciled"
+
+
+class DeploymentEvent(models.Model):
+    """One entry of a deployment's status history."""
+
+    Kind = EventKind
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    message = models.CharField(max_length=500)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("at", "id")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=EventKind.values),
+                name="%(app_label)s_%(class)s_kind_valid",
+                violation_error_message="Unknown event kind.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.deployment_id} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,219 @@
+"""Pure priority scheduler: which pending deployments start, and which running ones are preempted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from operator import attrgetter
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpu: Decimal
+    ram: Decimal
+    gpu: int
+
+    @classmethod
+    def zero(cls) -> Resources:
+        return cls(_ZERO, _ZERO, 0)
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.cpu + other.cpu, self.ram + other.ram, self.gpu + other.gpu)
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(self.cpu - other.cpu, self.ram - other.ram, self.gpu - other.gpu)
+
+    def fits_in(self, other: Resources) -> bool:
+        return self.cpu <= other.cpu and self.ram <= other.ram and self.gpu <= other.gpu
+
+    def shortfall(self, available: Resources) -> Resources:
+        return Resources(
+            max(self.cpu - available.cpu, _ZERO),
+            max(self.ram - available.ram, _ZERO),
+            max(self.gpu - available.gpu, 0),
+        )
+
+    def is_nonnegative(self) -> bool:
+        return self.cpu >= 0 and self.ram >= 0 and self.gpu >= 0
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    id: int
+    priority: int
+    demand: Resources
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: int
+    priority: int
+    demand: Resources
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    starts: tuple[int, ...]
+    preemptions: tuple[tuple[int, int], ...]  # (victim running id, preemptor pending id)
+    free: Resources
+
+
+def _total(demands: Iterable[Resources]) -> Resources:
+    # Summing components directly avoids allocating one Resources per running deployment.
+    cpu, ram, gpu = _ZERO, _ZERO, 0
+    for d in demands:
+        cpu += d.cpu
+        ram += d.ram
+        gpu += d.gpu
+    return Resources(cpu, ram, gpu)
+
+
+_DIMENSIONS = ("cpu", "ram", "gpu")
+
+
+def _holders(order: Sequence[Running], name: str) -> list[int]:
+    """Skip list over `order` whose live entries (skip[j] == j) are the deployments holding some `name`."""
+    skip = [j if getattr(r.demand, name) > 0 else j + 1 for j, r in enumerate(order)]
+    skip.append(len(order))
+    return skip
+
+
+def _next_live(skip: list[int], i: int) -> int:
+    # Union-find with path compression: evicted and non-holding entries are hopped over in amortized
+    # O(1), so repeated preemptions never rescan earlier victims.
+    root = i
+    while skip[root] != root:
+        root = skip[root]
+    while skip[i] != root:
+        skip[i], i = root, skip[i]
+    return root
+
+
+def _choose_victims(
+    demand: Resources, free: Resources, order: Sequence[Running], holders: dict[str, list[int]]
+) -> tuple[list[int], Resources]:
+    """Victims (indices into `order`, eviction order) that make `demand` fit, and what is then available.
+
+    The caller guarantees that evicting every live candidate makes `demand` fit.
+    """
+    available = free
+    chosen: list[int] = []
+    i = 0
+    while not demand.fits_in(available):
+        # A candidate holding none of what is still short cannot make `demand` fit and would be
+        # reprieved below anyway; hopping over it gives the same victims without rescanning, say,
+        # every CPU-only deployment each time a GPU is short.
+        i = min(
+            _next_live(holders[name], i) for name in _DIMENSIONS if getattr(demand, name) > getattr(available, name)
+        )
+        available += order[i].demand
+        chosen.append(i)
+        i += 1
+    # Greedy eviction may overshoot; give back every victim the preemptor can do without,
+    # most valuable first.
+    needed: list[int] = []
+    for i in reversed(chosen):
+        without = available - order[i].demand
+        if demand.fits_in(without):
+            available = without
+        else:
+            needed.append(i)
+    needed.reverse()
+    return needed, available
+
+
+def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending]) -> Plan:
+    """Walk the queue once, starting what fits and preempting strictly lower priority when that makes it fit.
+
+    Demands are assumed non-negative; `pending` holds only deployments whose dependencies are met.
+    """
+    free = capacity - _total(r.demand for r in running)
+    if not free.is_nonnegative():
+        # Over-committed (cluster shrunk, or counters drifted): nothing fits, and evicting to repair
+        # the overshoot is an operator's decision, not a side effect of scheduling.
+        return Plan((), (), free)
+
+    # Cheapest to lose first: lowest priority, then the most recently started (least work lost).
+    # Stable sorts on attrgetter keys: started_at cannot be negated, and this is the hot setup cost.
+    order = sorted(running, key=attrgetter("started_at", "id"), reverse=True)
+    order.sort(key=attrgetter("priority"))
+    queue = sorted(pending, key=attrgetter("created_at", "id"))
+    queue.sort(key=attrgetter("priority"), reverse=True)  # reverse=True keeps equal keys in order
+
+    # reach = free + everything evictable by the current queue position (priority strictly below it),
+    # so a deployment that cannot fit even by preempting is rejected in O(1) without scanning.
+    reach = capacity
+    top = len(order)  # order[:top] are the candidates: priority below the current queue priority
+    evicted: dict[int, int] = {}  # index in order -> preemptor id
+    holders = {name: _holders(order, name) for name in _DIMENSIONS}
+    starts: list[int] = []
+
+    for p in queue:
+        demand = p.demand
+        # The queue descends in priority, so candidates only ever drop out; deployments started in
+        # this pass have priority >= the current one and so never become candidates.
+        while top and order[top - 1].priority >= p.priority:
+            top -= 1
+            if top not in evicted:
+                reach -= order[top].demand
+        if demand.fits_in(free):
+            free -= demand
+            reach -= demand
+            starts.append(p.id)
+            continue
+        if not demand.fits_in(reach):
+            # Skipped without blocking the rest of the queue (backfill).
+            continue
+
+        # Evicting every candidate yields exactly `reach`, which fits, so the scan stays below top.
+        victims, available = _choose_victims(demand, free, order, holders)
+        for i in victims:
+            evicted[i] = p.id
+            for skip in holders.values():
+                skip[i] = i + 1
+        # Victims move from the evictable pool to free, so reach only loses the preemptor's demand.
+        free = available - demand
+        reach -= demand
+        starts.append(p.id)
+
+    # A later preemption may have freed more than its preemptor took; a victim that fits again simply
+    # keeps running. Most valuable first. No pending deployment can newly fit: free + its evictable
+    # pool never grows after it is passed, so only victims need this second look.
+    for i in sorted(evicted, reverse=True):
+        if order[i].demand.fits_in(free):
+            free -= order[i].demand
+            del evicted[i]
+
+    return Plan(
+        starts=tuple(starts),
+        preemptions=tuple((order[i].id, by) for i, by in evicted.items()),
+        free=free,
+    )
+
+
+_UNITS = (("cpu", "{} CPU"), ("ram", "RAM {} GB"), ("gpu", "{} GPU"))
+
+
+def _amount(value: Decimal | int) -> str:
+    # normalize() strips trailing zeros but may yield an exponent (10 -> 1E+1); "f" undoes that.
+    return format(Decimal(value).normalize(), "f")
+
+
+def describe_wait(demand: Resources, free: Resources, ahead: int) -> str:
+    """One sentence telling a user why a pending deployment waits, e.g. "needs 2 GPU, 1 free"."""
+    short = demand.shortfall(free)
+    parts = [
+        f"{unit.format(_amount(getattr(demand, name)))}, {_amount(max(getattr(free, name), 0))} free"
+        for name, unit in _UNITS
+        if getattr(short, name) > 0
+    ]
+    sentence = "needs " + "; ".join(parts) if parts else "fits; waiting for the scheduler"
+    if ahead > 0:
+        sentence += f"; {ahead} deployment{'s' if ahead != 1 else ''} of higher priority ahead"
+    return sentence

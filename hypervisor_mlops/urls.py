@@ -1,0 +1,39 @@
+"""Top-level URLs: the versioned API, health probes, API docs and the admin."""
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_yasg import openapi
+from drf_yasg.views import get_schema_view
+from rest_framework import permissions
+
+from . import health
+from .routers import router
+
+schema_view = get_schema_view(
+    openapi.Info(
+        title="hypervisor-mlops API",
+        default_version="v1",
+        description="Organizations, clusters and the deployments a priority scheduler places on them.",
+    ),
+    public=True,
+    permission_classes=[permissions.AllowAny],
+)
+
+api_v1 = [
+    path("auth/", include("accounts.urls")),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    re_path(r"^healthz/?$", health.healthz, name="healthz"),
+    re_path(r"^readyz/?$", health.readyz, name="readyz"),
+    re_path(r"^swagger(?P<format>\.json|\.yaml)$", schema_view.without_ui(cache_timeout=0), name="schema-json"),
+    re_path(r"^swagger/?$", schema_view.with_ui("swagger", cache_timeout=0), name="schema-swagger-ui"),
+    re_path(r"^redoc/?$", schema_view.with_ui("redoc", cache_timeout=0), name="schema-redoc"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "hypervisor_mlops.exceptions.bad_request"
+handler403 = "hypervisor_mlops.exceptions.permission_denied"
+handler404 = "hypervisor_mlops.exceptions.not_found"
+handler500 = "hypervisor_mlops.exceptions.server_error"

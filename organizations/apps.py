@@ -1,0 +1,6 @@
+"""App config for organizations."""
+from django.apps import AppConfig
+
+
+class OrganizationsConfig(AppConfig):
+    name = "organizations"

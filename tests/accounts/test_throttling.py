@@ -1,0 +1,52 @@
+"""Login and register are throttled per client address, with counters in the shared Redis."""
+import pytest
+from django.core.cache import cache
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/api/v1/auth/login"
+
+
+@pytest.fixture
+def auth_rate_3_per_minute(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/min"},
+    }
+
+
+def guess(api_client, **headers):
+    return api_client.post(LOGIN, {"username": "ada", "password": "guess"}, **headers)
+
+
+def test_password_guessing_gets_429_after_the_rate(api_client, auth_rate_3_per_minute):
+    assert [guess(api_client).status_code for _ in range(3)] == [401, 401, 401]
+    response = guess(api_client)
+    assert response.status_code == 429
+    assert "throttled" in response.json()["detail"]
+
+
+def test_counters_live_in_redis(api_client, auth_rate_3_per_minute):
+    guess(api_client)
+    assert cache.get("throttle_auth_127.0.0.1") is not None
+
+
+def test_spoofed_forwarded_for_does_not_reset_the_counter(api_client, auth_rate_3_per_minute):
+    for n in range(3):
+        guess(api_client, HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
+    assert guess(api_client, HTTP_X_FORWARDED_FOR="10.9.9.9").status_code == 429
+
+
+def test_register_shares_the_auth_budget(api_client, auth_rate_3_per_minute):
+    for _ in range(3):
+        guess(api_client)
+    response = api_client.post("/api/v1/auth/register", {"username": "x", "email": "x@example.com", "password": "p"})
+    assert response.status_code == 429
+
+
+def test_trusted_proxy_count_uses_the_forwarded_address(api_client, settings, auth_rate_3_per_minute):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    for _ in range(3):
+        guess(api_client, HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert guess(api_client, HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 429
+    assert guess(api_client, HTTP_X_FORWARDED_FOR="203.0.113.8").status_code == 401

@@ -1,0 +1,365 @@
+"""Unit and property-based tests of the pure scheduler (no Django needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from random import Random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deployments.scheduling import Pending, Plan, Resources, Running, describe_wait, plan
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def res(cpu: str | int = 0, ram: str | int = 0, gpu: int = 0) -> Resources:
+    return Resources(Decimal(cpu), Decimal(ram), gpu)
+
+
+def run(id: int, priority: int, demand: Resources, started: int = 0) -> Running:
+    return Running(id, priority, demand, T0 + timedelta(minutes=started))
+
+
+def pend(id: int, priority: int, demand: Resources, created: int = 0) -> Pending:
+    return Pending(id, priority, demand, T0 + timedelta(minutes=created))
+
+
+def total(demands: Iterable[Resources]) -> Resources:
+    result = Resources.zero()
+    for demand in demands:
+        result += demand
+    return result
+
+
+# --- Resources -------------------------------------------------------------------------------
+
+
+def test_resources_add_and_subtract_componentwise() -> None:
+    assert res("1.5", "2", 1) + res("0.25", "1", 2) == res("1.75", "3", 3)
+    assert res("1.5", "2", 1) - res("0.25", "3", 2) == res("1.25", "-1", -1)
+
+
+def test_fits_in_requires_every_component_to_fit() -> None:
+    assert res(1, 1, 1).fits_in(res(1, 1, 1))
+    assert not res(1, 1, 2).fits_in(res(5, 5, 1))
+    assert not res("1.001", 0, 0).fits_in(res(1, 5, 5))
+
+
+def test_shortfall_is_what_is_missing_per_component() -> None:
+    assert res(2, 4, 1).shortfall(res("0.5", 8, 0)) == res("1.5", 0, 1)
+    assert res(1, 1, 1).shortfall(res(2, 2, 2)) == Resources.zero()
+
+
+def test_is_nonnegative_rejects_any_negative_component() -> None:
+    assert Resources.zero().is_nonnegative()
+    assert not res(1, 1, -1).is_nonnegative()
+    assert not res("-0.001", 1, 1).is_nonnegative()
+
+
+# --- plan: unit rules --------------------------------------------------------------------------
+
+
+def test_pending_that_fits_starts_and_free_shrinks() -> None:
+    result = plan(res(4, 16, 1), [run(1, 0, res(1, 4))], [pend(10, 0, res(2, 8, 1))])
+    assert result == Plan(starts=(10,), preemptions=(), free=res(1, 4, 0))
+
+
+def test_pending_waits_when_cluster_is_full() -> None:
+    result = plan(res(2), [run(1, 5, res(2))], [pend(10, 5, res(1))])
+    assert result == Plan(starts=(), preemptions=(), free=res(0))
+
+
+def test_higher_priority_starts_first() -> None:
+    result = plan(res(1), [], [pend(10, 1, res(1), created=0), pend(11, 2, res(1), created=5)])
+    assert result.starts == (11,)
+
+
+def test_earlier_created_starts_first_within_a_priority() -> None:
+    result = plan(res(1), [], [pend(10, 1, res(1), created=5), pend(11, 1, res(1), created=0)])
+    assert result.starts == (11,)
+
+
+def test_lower_id_starts_first_when_created_at_the_same_time() -> None:
+    result = plan(res(1), [], [pend(11, 1, res(1)), pend(10, 1, res(1))])
+    assert result.starts == (10,)
+
+
+def test_higher_priority_preempts_lower_priority() -> None:
+    result = plan(res(2), [run(1, 0, res(2))], [pend(10, 1, res(1))])
+    assert result == Plan(starts=(10,), preemptions=((1, 10),), free=res(1))
+
+
+def test_lowest_priority_is_evicted_first() -> None:
+    running = [run(1, 0, res(1), started=0), run(2, 1, res(1), started=9)]
+    result = plan(res(2), running, [pend(10, 2, res(1))])
+    assert result.preemptions == ((1, 10),)
+
+
+def test_most_recently_started_is_evicted_first_among_equal_priority() -> None:
+    running = [run(1, 0, res(1), started=9), run(2, 0, res(1), started=0)]
+    result = plan(res(2), running, [pend(10, 1, res(1))])
+    assert result.preemptions == ((1, 10),)
+
+
+def test_victim_not_needed_after_greedy_eviction_is_reprieved() -> None:
+    # Greedy evicts 1 then 2; 2 alone suffices, so 1 goes back before 11 could take its place.
+    running = [run(1, 0, res(1)), run(2, 1, res(3))]
+    result = plan(res(4), running, [pend(10, 5, res(3)), pend(11, 0, res(1))])
+    assert result == Plan(starts=(10,), preemptions=((2, 10),), free=res(0))
+
+
+def test_victim_that_contributes_nothing_short_keeps_running() -> None:
+    running = [run(1, 0, res(0, 0, 1)), run(2, 1, res(2))]
+    result = plan(res(2, 0, 1), running, [pend(10, 5, res(2))])
+    assert result.preemptions == ((2, 10),)
+
+
+def test_equal_priority_is_never_preempted() -> None:
+    result = plan(res(2), [run(1, 3, res(2))], [pend(10, 3, res(1))])
+    assert result == Plan(starts=(), preemptions=(), free=res(0))
+
+
+def test_higher_priority_is_never_preempted() -> None:
+    result = plan(res(2), [run(1, 4, res(2))], [pend(10, 3, res(1))])
+    assert result == Plan(starts=(), preemptions=(), free=res(0))
+
+
+def test_preemption_never_takes_more_than_strictly_lower_priority_offers() -> None:
+    running = [run(1, 0, res(1)), run(2, 5, res(1))]
+    result = plan(res(2), running, [pend(10, 5, res(2))])
+    assert result == Plan(starts=(), preemptions=(), free=res(0))
+
+
+def test_big_pending_does_not_block_a_smaller_one_behind_it() -> None:
+    pending = [pend(10, 9, res(8), created=0), pend(11, 1, res(1), created=5)]
+    result = plan(res(2), [run(1, 5, res(1))], pending)
+    assert result == Plan(starts=(11,), preemptions=(), free=res(0))
+
+
+def test_victim_that_fits_again_after_a_later_preemption_keeps_running() -> None:
+    # 10 takes 1's GPU; 11 then evicts 2, whose spare GPU lets 1 fit again.
+    running = [run(1, 1, res(0, 0, 1)), run(2, 2, res(2, 0, 1))]
+    pending = [pend(10, 9, res(0, 0, 1)), pend(11, 5, res(2))]
+    result = plan(res(2, 0, 2), running, pending)
+    assert result == Plan(starts=(10, 11), preemptions=((2, 11),), free=res(0))
+
+
+def test_over_committed_capacity_starts_and_preempts_nothing() -> None:
+    running = [run(1, 0, res(3)), run(2, 0, res(1))]
+    pending = [pend(10, 9, res("0.5")), pend(11, 9, Resources.zero())]
+    result = plan(res(2, 0, 0), running, pending)
+    assert result == Plan(starts=(), preemptions=(), free=res(-2))
+
+
+def test_empty_inputs_give_an_empty_plan() -> None:
+    assert plan(res(4, 8, 1), [], []) == Plan(starts=(), preemptions=(), free=res(4, 8, 1))
+    assert plan(Resources.zero(), [], []) == Plan(starts=(), preemptions=(), free=Resources.zero())
+
+
+def test_decimal_arithmetic_is_exact() -> None:
+    pending = [pend(10, 0, res("0.1")), pend(11, 0, res("0.1")), pend(12, 0, res("0.1"))]
+    result = plan(res("0.3"), [], pending)
+    assert result.starts == (10, 11, 12)
+    assert result.free == Resources.zero()
+
+
+def test_plan_does_not_depend_on_input_order() -> None:
+    running = [run(1, 0, res(1), started=1), run(2, 0, res(1), started=1), run(3, 2, res(2))]
+    pending = [pend(10, 1, res(1)), pend(11, 1, res(1)), pend(12, 3, res(2, 0, 1))]
+    forward = plan(res(4, 0, 1), running, pending)
+    assert plan(res(4, 0, 1), running[::-1], pending[::-1]) == forward
+
+
+def test_large_plan_completes() -> None:
+    running = [run(i, i % 7, res("0.5", 2, i % 2), started=i % 50) for i in range(500)]
+    pending = [pend(10_000 + i, i % 9, res(i % 5, i % 17, i % 3), created=i % 100) for i in range(2000)]
+    capacity = total(r.demand for r in running) + res(10, 40, 4)
+    result = plan(capacity, running, pending)
+    assert result.free.is_nonnegative()
+
+
+# --- describe_wait -----------------------------------------------------------------------------
+
+
+def test_describe_wait_names_the_short_resource_and_how_much_is_free() -> None:
+    assert describe_wait(res(1, 1, 2), res(4, 4, 1), 0) == "needs 2 GPU, 1 free"
+
+
+def test_describe_wait_names_every_short_resource() -> None:
+    assert describe_wait(res("1.5", 4), res("0.5", 2), 0) == "needs 1.5 CPU, 0.5 free; RAM 4 GB, 2 free"
+    assert describe_wait(res(2, 0, 3), res(1, 8, 0), 0) == "needs 2 CPU, 1 free; 3 GPU, 0 free"
+
+
+def test_describe_wait_normalizes_decimals() -> None:
+    assert describe_wait(res("2.000"), res("0.500"), 0) == "needs 2 CPU, 0.5 free"
+    assert describe_wait(res(0, "10.000"), res(0, "0.000"), 0) == "needs RAM 10 GB, 0 free"
+
+
+def test_describe_wait_never_shows_negative_free() -> None:
+    assert describe_wait(res(1), res(-2), 0) == "needs 1 CPU, 0 free"
+
+
+def test_describe_wait_mentions_deployments_ahead() -> None:
+    assert describe_wait(res(0, 0, 2), res(0, 0, 1), 3) == "needs 2 GPU, 1 free; 3 deployments of higher priority ahead"
+    assert describe_wait(res(0, 0, 2), res(0, 0, 1), 1) == "needs 2 GPU, 1 free; 1 deployment of higher priority ahead"
+
+
+def test_describe_wait_when_nothing_is_short() -> None:
+    assert describe_wait(res(1), res(2), 0) == "fits; waiting for the scheduler"
+    assert describe_wait(res(1), res(2), 2) == "fits; waiting for the scheduler; 2 deployments of higher priority ahead"
+
+
+# --- plan: properties --------------------------------------------------------------------------
+
+demands = st.builds(
+    Resources,
+    cpu=st.sampled_from([Decimal(v) for v in ("0", "0.001", "0.1", "0.5", "1", "1.5", "2")]),
+    ram=st.sampled_from([Decimal(v) for v in ("0", "0.5", "1", "2", "4")]),
+    gpu=st.integers(0, 2),
+)
+specs = st.lists(st.tuples(st.integers(0, 3), demands, st.integers(0, 4)), max_size=8)
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn, holds_everything: bool = False, any_capacity: bool = False
+) -> tuple[Resources, list[Running], list[Pending]]:
+    running = [run(i, p, d, started=m) for i, (p, d, m) in enumerate(draw(specs), start=1)]
+    pending = [pend(i, p, d, created=m) for i, (p, d, m) in enumerate(draw(specs), start=100)]
+    if any_capacity:
+        return draw(demands), running, pending
+    held = total(r.demand for r in running)
+    if holds_everything:
+        held += total(p.demand for p in pending)
+    return held + draw(demands), running, pending
+
+
+def reference_plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending]) -> Plan:
+    """The rules read literally: quadratic, but obviously what the contract says."""
+    free = capacity - total(r.demand for r in running)
+    if not free.is_nonnegative():
+        return Plan((), (), free)
+    eviction_order = sorted(running, key=lambda r: (r.priority, -r.started_at.timestamp(), -r.id))
+    # Deployments started in this pass never rank below a later one in the queue, so only the
+    # originally running ones can ever be candidates.
+    alive = list(eviction_order)
+    victims: list[tuple[Running, int]] = []
+    starts: list[int] = []
+    for p in sorted(pending, key=lambda p: (-p.priority, p.created_at, p.id)):
+        if p.demand.fits_in(free):
+            free -= p.demand
+            starts.append(p.id)
+            continue
+        candidates = [r for r in alive if r.priority < p.priority]
+        if not p.demand.fits_in(free + total(c.demand for c in candidates)):
+            continue
+        available, chosen = free, []
+        for c in candidates:
+            if p.demand.fits_in(available):
+                break
+            available += c.demand
+            chosen.append(c)
+        needed = []
+        for c in reversed(chosen):
+            if p.demand.fits_in(available - c.demand):
+                available -= c.demand
+            else:
+                needed.append(c)
+        for c in reversed(needed):
+            alive.remove(c)
+            victims.append((c, p.id))
+        free = available - p.demand
+        starts.append(p.id)
+    for c in sorted((c for c, _ in victims), key=eviction_order.index, reverse=True):
+        if c.demand.fits_in(free):
+            free -= c.demand
+            victims = [v for v in victims if v[0] is not c]
+    return Plan(tuple(starts), tuple((c.id, by) for c, by in victims), free)
+
+
+def check_contract(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending], result: Plan) -> None:
+    running_by_id = {r.id: r for r in running}
+    pending_by_id = {p.id: p for p in pending}
+    started = set(result.starts)
+    victims = [running_by_id[v] for v, _ in result.preemptions]
+    victim_ids = {v.id for v in victims}
+    final = [(r.priority, r.demand) for r in running if r.id not in victim_ids]
+    final += [(pending_by_id[i].priority, pending_by_id[i].demand) for i in result.starts]
+
+    # 1. never over capacity, and free is exactly what remains
+    assert total(d for _, d in final).fits_in(capacity)
+    assert result.free == capacity - total(d for _, d in final)
+
+    # 2. preemptions are legitimate
+    assert len(started) == len(result.starts) and started <= pending_by_id.keys()
+    assert len(victim_ids) == len(victims)
+    assert not victim_ids & started
+    for victim_id, preemptor_id in result.preemptions:
+        assert preemptor_id in started
+        assert running_by_id[victim_id].priority < pending_by_id[preemptor_id].priority
+
+    # 3. nothing left waiting fits, victims (pending again) included
+    waiting = [p for p in pending if p.id not in started]
+    for demand in [p.demand for p in waiting] + [v.demand for v in victims]:
+        assert not demand.fits_in(result.free)
+
+    # 4. nothing left waiting could have preempted its way in
+    for p in waiting:
+        evictable = total(d for priority, d in final if priority < p.priority)
+        assert not p.demand.fits_in(result.free + evictable)
+
+    # 5. no unnecessary victim
+    for v in victims:
+        assert not v.demand.fits_in(result.free)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_every_plan_honours_the_contract(scenario: tuple[Resources, list[Running], list[Pending]]) -> None:
+    capacity, running, pending = scenario
+    check_contract(capacity, running, pending, plan(capacity, running, pending))
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(holds_everything=True))
+def test_everything_starts_and_nothing_is_preempted_when_capacity_holds_it_all(
+    scenario: tuple[Resources, list[Running], list[Pending]],
+) -> None:
+    capacity, running, pending = scenario
+    result = plan(capacity, running, pending)
+    assert sorted(result.starts) == sorted(p.id for p in pending)
+    assert result.preemptions == ()
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(), st.randoms(use_true_random=False))
+def test_plan_is_the_same_whatever_the_input_order(
+    scenario: tuple[Resources, list[Running], list[Pending]], rng: Random
+) -> None:
+    capacity, running, pending = scenario
+    shuffled_running, shuffled_pending = list(running), list(pending)
+    rng.shuffle(shuffled_running)
+    rng.shuffle(shuffled_pending)
+    assert plan(capacity, shuffled_running, shuffled_pending) == plan(capacity, running, pending)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(any_capacity=True))
+def test_plan_matches_a_literal_reading_of_the_rules(scenario: tuple[Resources, list[Running], list[Pending]]) -> None:
+    capacity, running, pending = scenario
+    assert plan(capacity, running, pending) == reference_plan(capacity, running, pending)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(any_capacity=True))
+def test_over_committed_capacity_never_starts_or_preempts(
+    scenario: tuple[Resources, list[Running], list[Pending]],
+) -> None:
+    capacity, running, pending = scenario
+    free = capacity - total(r.demand for r in running)
+    result = plan(capacity, running, pending)
+    if not free.is_nonnegative():
+        assert result == Plan(starts=(), preemptions=(), free=free)
