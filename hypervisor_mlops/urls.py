@@ -5,6 +5,8 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
+from organizations.views import OrganizationViewSet
+
 from . import health
 from .routers import router
 
@@ -17,6 +19,8 @@ schema_view = get_schema_view(
     public=True,
     permission_classes=[permissions.AllowAny],
 )
+
+router.register("organizations", OrganizationViewSet, basename="organization")
 
 api_v1 = [
     path("auth/", include("accounts.urls")),

@@ -4,7 +4,8 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from tests.factories import UserFactory
+from organizations.models import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -38,3 +39,21 @@ def client_for(user) -> APIClient:
 @pytest.fixture
 def auth_client(user) -> APIClient:
     return client_for(user)
+
+
+@pytest.fixture
+def organization(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def member(organization):
+    """member(role) -> an API client for a new user holding that role in `organization`."""
+
+    def make(role: str = Role.DEVELOPER) -> APIClient:
+        membership = MembershipFactory(organization=organization, role=role)
+        client = client_for(membership.user)
+        client.user = membership.user
+        return client
+
+    return make

@@ -1,0 +1,28 @@
+"""Role-based authority over an organization's objects, shared by every app's viewsets.
+
+Visibility is the queryset: a viewset returns `Model.objects.visible_to(user)`, which holds only objects of
+the caller's organizations (others are 404) and annotates each with the caller's role as `caller_role`.
+Authority is this one permission class: the viewset's `required_roles` maps each action to the roles that
+may perform it (403 for the rest).
+"""
+from rest_framework.permissions import BasePermission
+
+from .models import Membership, Role
+
+ANY_MEMBER = frozenset(Role.values)
+MANAGERS = frozenset({Role.ADMIN, Role.DEVELOPER})
+ADMINS = frozenset({Role.ADMIN})
+
+
+class HasOrganizationRole(BasePermission):
+    message = "Your role in this organization does not allow this."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return obj.caller_role in view.required_roles[view.action]
+
+
+def role_of(user, organization_id: int) -> str | None:
+    """The user's role in the organization, or None for an outsider."""
+    return (
+        Membership.objects.filter(user=user, organization_id=organization_id).values_list("role", flat=True).first()
+    )
