@@ -2,16 +2,13 @@
 from django.db import models
 
 from deployments.scheduling import Resources
+from organizations.models import TenantQuerySet
 
 RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}
 
 
-class ClusterQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "ClusterQuerySet":
-        """Clusters of the user's organizations, annotated with the user's role there as `caller_role`."""
-        return self.filter(organization__memberships__user=user).annotate(
-            caller_role=models.F("organization__memberships__role")
-        )
+class ClusterQuerySet(TenantQuerySet):
+    organization_path = "organization__"
 
 
 class Cluster(models.Model):

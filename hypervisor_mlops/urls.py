@@ -5,6 +5,8 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
+from clusters.views import ClusterViewSet
+from deployments.views import DeploymentViewSet
 from organizations.views import OrganizationViewSet
 
 from . import health
@@ -21,6 +23,8 @@ schema_view = get_schema_view(
 )
 
 router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("deployments", DeploymentViewSet, basename="deployment")
 
 api_v1 = [
     path("auth/", include("accounts.urls")),

@@ -10,10 +10,20 @@ def generate_invite_code() -> str:
     return secrets.token_urlsafe(16)
 
 
-class OrganizationQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "OrganizationQuerySet":
-        """The user's organizations, each annotated with the user's role in it as `caller_role`."""
-        return self.filter(memberships__user=user).annotate(caller_role=models.F("memberships__role"))
+class TenantQuerySet(models.QuerySet):
+    """Objects owned by an organization, reached from the model through `organization_path`."""
+
+    organization_path = ""
+
+    def visible_to(self, user) -> "TenantQuerySet":
+        """Objects of the user's organizations, each annotated with the user's role there as `caller_role`.
+
+        Anything else is simply absent, so other tenants' objects are 404s, never 403s.
+        """
+        if not user.is_authenticated:
+            return self.none()
+        memberships = f"{self.organization_path}memberships"
+        return self.filter(**{f"{memberships}__user": user}).annotate(caller_role=models.F(f"{memberships}__role"))
 
 
 class Organization(models.Model):
@@ -24,7 +34,7 @@ class Organization(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
 
-    objects = OrganizationQuerySet.as_manager()
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ("id",)

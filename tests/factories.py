@@ -1,7 +1,10 @@
 """factory_boy factories for the domain models."""
+from decimal import Decimal
+
 import factory
 
 from accounts.models import User
+from clusters.models import Cluster
 from organizations.models import Membership, Organization, Role
 
 PASSWORD = "correct-horse-battery-staple"
@@ -31,3 +34,14 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     organization = factory.SubFactory(OrganizationFactory)
     role = Role.DEVELOPER
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"cluster{n}")
+    cpu_limit = Decimal("8")
+    ram_limit = Decimal("32")
+    gpu_limit = 2

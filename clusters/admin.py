@@ -1,0 +1,35 @@
+"""Admin for clusters, with utilization per resource in the list."""
+from django.contrib import admin
+
+from .models import Cluster
+
+
+def _utilization(allocated, limit) -> str:
+    percent = f" ({allocated / limit:.0%})" if limit else ""
+    return f"{allocated}/{limit}{percent}"
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "cpu_utilization", "ram_utilization", "gpu_utilization", "created_at")
+    list_filter = ("organization",)
+    list_select_related = ("organization",)
+    search_fields = ("name", "organization__name")
+    readonly_fields = ("cpu_allocated", "ram_allocated", "gpu_allocated", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Resizing goes through the API, which refuses to shrink below what running deployments hold.
+        fields = self.readonly_fields
+        return (*fields, "organization", "cpu_limit", "ram_limit", "gpu_limit") if obj else fields
+
+    @admin.display(description="CPU allocated/capacity")
+    def cpu_utilization(self, cluster: Cluster) -> str:
+        return _utilization(cluster.cpu_allocated, cluster.cpu_limit)
+
+    @admin.display(description="RAM allocated/capacity")
+    def ram_utilization(self, cluster: Cluster) -> str:
+        return _utilization(cluster.ram_allocated, cluster.ram_limit)
+
+    @admin.display(description="GPU allocated/capacity")
+    def gpu_utilization(self, cluster: Cluster) -> str:
+        return _utilization(cluster.gpu_allocated, cluster.gpu_limit)

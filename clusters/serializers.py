@@ -1,0 +1,80 @@
+"""Serializers for clusters: writable capacity, read-only availability."""
+from django.db import IntegrityError, transaction
+from rest_framework import serializers
+
+from organizations.models import Organization
+
+from .models import RESOURCE_DECIMAL, Cluster
+
+DUPLICATE_NAME = "A cluster with this name already exists in this organization."
+
+
+def resource_field(**kwargs) -> serializers.DecimalField:
+    return serializers.DecimalField(**RESOURCE_DECIMAL, min_value=0, **kwargs)
+
+
+def gpu_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=0, max_value=2**31 - 1, **kwargs)
+
+
+class VisibleOrganizationField(serializers.PrimaryKeyRelatedField):
+    """Only the caller's organizations can be named; any other id reads as nonexistent."""
+
+    def get_queryset(self):
+        return Organization.objects.visible_to(self.context["request"].user)
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    organization = VisibleOrganizationField()
+    cpu_limit = resource_field()
+    ram_limit = resource_field()
+    gpu_limit = gpu_field()
+    cpu_available = resource_field(source="available.cpu", read_only=True)
+    ram_available = resource_field(source="available.ram", read_only=True)
+    gpu_available = gpu_field(source="available.gpu", read_only=True)
+
+    class Meta:
+        model = Cluster
+        fields = (
+            "id", "name", "organization", "cpu_limit", "ram_limit", "gpu_limit",
+            "cpu_available", "ram_available", "gpu_available", "created_at",
+        )
+        read_only_fields = ("id", "created_at")
+        # Uniqueness of names is checked in validate(), with the organization taken from the instance on
+        # updates; DRF's generated validator would demand the organization in every PATCH.
+        validators = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None:
+            fields["organization"].read_only = True
+        return fields
+
+    def validate(self, attrs: dict) -> dict:
+        merged = {
+            name: attrs.get(name, getattr(self.instance, name, None))
+            for name in ("name", "organization", "cpu_limit", "ram_limit", "gpu_limit")
+        }
+        if not (merged["cpu_limit"] > 0 or merged["ram_limit"] > 0 or merged["gpu_limit"] > 0):
+            raise serializers.ValidationError("A cluster needs a capacity above zero for at least one resource.")
+        others = Cluster.objects.filter(organization=merged["organization"], name=merged["name"])
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if "name" in attrs and others.exists():
+            raise serializers.ValidationError({"name": [DUPLICATE_NAME]})
+        return attrs
+
+    def create(self, validated_data: dict) -> Cluster:
+        try:
+            with transaction.atomic():
+                return super().create(validated_data)
+        except IntegrityError as exc:
+            raise serializers.ValidationError({"name": [DUPLICATE_NAME]}) from exc
+
+
+class ClusterDetailSerializer(ClusterSerializer):
+    pending_count = serializers.IntegerField(read_only=True)
+    running_count = serializers.IntegerField(read_only=True)
+
+    class Meta(ClusterSerializer.Meta):
+        fields = (*ClusterSerializer.Meta.fields, "pending_count", "running_count")

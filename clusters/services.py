@@ -1,0 +1,43 @@
+"""State changes of clusters that touch what the scheduler has promised: resizing and deletion."""
+from django.db import transaction
+
+from deployments.models import Deployment
+from deployments.services import request_scheduling
+from hypervisor_mlops.exceptions import Conflict
+
+from .models import Cluster
+
+LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu_limit": "gpu_allocated"}
+
+
+def update_cluster(*, cluster_id: int, **changes) -> Cluster:
+    """Rename and/or resize a cluster under its row lock.
+
+    Shrinking below what running deployments hold is a 409 naming the resource; growing places pending work
+    at once (a scheduling pass is queued when this commits).
+    """
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        for limit, allocated in LIMIT_FIELDS.items():
+            if limit in changes and changes[limit] < getattr(cluster, allocated):
+                raise Conflict(
+                    f"Cannot set {limit} to {changes[limit]}: running deployments hold {getattr(cluster, allocated)}."
+                    " Complete or cancel some first."
+                )
+        for field, value in changes.items():
+            setattr(cluster, field, value)
+        cluster.save(update_fields=list(changes))
+        if any(field in LIMIT_FIELDS for field in changes):
+            request_scheduling(cluster.pk)
+    return cluster
+
+
+def delete_cluster(*, cluster_id: int) -> None:
+    """Delete a cluster and its finished history; 409 while it has pending or running deployments."""
+    with transaction.atomic():
+        # A full FOR UPDATE also waits for deployments being inserted into this cluster right now.
+        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        active = Deployment.objects.filter(cluster=cluster).active().count()
+        if active:
+            raise Conflict(f"The cluster has {active} pending or running deployments; cancel them first.")
+        cluster.delete()

@@ -1,0 +1,161 @@
+"""State changes of deployments, and the scheduling pass that applies the pure planner's decisions.
+
+Locking policy: every change to what a cluster has promised runs in one transaction that first locks the
+cluster row with FOR NO KEY UPDATE (`select_for_update(no_key=True)`), then the deployment rows it changes.
+One cluster's scheduling passes and finish actions are therefore serialized, while inserting a deployment
+(which only takes FOR KEY SHARE on the cluster through its foreign key) never waits for them. Scheduling
+is enqueued only after commit, so a worker always sees what the API wrote.
+"""
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from accounts.models import User
+from clusters.models import Cluster
+from hypervisor_mlops.exceptions import Conflict
+
+from . import tasks
+from .models import Deployment, DeploymentEvent, EventKind, Status
+from .scheduling import Pending, Plan, Resources, Running, plan
+
+FINISH_EVENTS = {Status.COMPLETED: EventKind.COMPLETED, Status.FAILED: EventKind.FAILED,
+                 Status.CANCELLED: EventKind.CANCELLED}
+FINISH_VERBS = {Status.COMPLETED: "completed", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
+
+
+def create_deployment(*, cluster: Cluster, created_by: User, depends_on: Iterable[Deployment] = (),
+                      **fields) -> Deployment:
+    """Queue a deployment; a scheduling pass for its cluster runs once this commits."""
+    with transaction.atomic():
+        deployment = Deployment.objects.create(cluster=cluster, created_by=created_by, **fields)
+        if depends_on:
+            deployment.depends_on.set(depends_on)
+        DeploymentEvent.objects.create(
+            deployment=deployment, kind=EventKind.QUEUED,
+            message=f"Queued on cluster '{cluster.name}' with priority {deployment.priority}.",
+        )
+        request_scheduling(cluster.pk)
+    return deployment
+
+
+def finish_deployment(*, deployment_id: int, status: Status, actor: User | None) -> Deployment:
+    """Complete, fail or cancel a deployment, freeing what it held; 409 when the transition does not apply."""
+    cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        if not deployment.can_become(status):
+            raise Conflict(f"A {deployment.status} deployment cannot be {FINISH_VERBS[status]}.")
+        was_running = deployment.status == Status.RUNNING
+        by = f" by {actor.username}" if actor else ""
+        message = f"{FINISH_VERBS[status].capitalize()}{by}."
+        deployment.status = status
+        deployment.status_message = message
+        deployment.finished_at = timezone.now()
+        deployment.save(update_fields=["status", "status_message", "finished_at"])
+        DeploymentEvent.objects.create(deployment=deployment, kind=FINISH_EVENTS[status], message=message)
+        if was_running:
+            _set_allocated(cluster, cluster.allocated - deployment.demand)
+            request_scheduling(cluster.pk)
+    return deployment
+
+
+PLACEMENT_FIELDS = ("cluster", "cpu_required", "ram_required", "gpu_required")
+
+
+def update_deployment(*, deployment_id: int, **changes) -> Deployment:
+    """Edit a deployment. Its cluster and resource request are fixed once it has been scheduled (409)."""
+    cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
+    with transaction.atomic():
+        Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        moved = [f for f in PLACEMENT_FIELDS if f in changes and changes[f] != getattr(deployment, f)]
+        if moved and (deployment.status != Status.PENDING or deployment.started_at or deployment.preemption_count):
+            raise Conflict(f"{', '.join(moved)} cannot change once a deployment has been scheduled.")
+        for field, value in changes.items():
+            setattr(deployment, field, value)
+        deployment.save(update_fields=list(changes))
+        if deployment.status == Status.PENDING:
+            request_scheduling(deployment.cluster_id)
+            if deployment.cluster_id != cluster_id:
+                request_scheduling(cluster_id)
+    return deployment
+
+
+def request_scheduling(cluster_id: int) -> None:
+    """Queue a scheduling pass for the cluster once the current transaction commits."""
+    tasks.schedule_cluster_task.delay_on_commit(cluster_id)
+
+
+def schedule_cluster(*, cluster_id: int) -> Plan | None:
+    """One scheduling pass: start what fits, preempt strictly lower priority where that makes room.
+
+    Runs under the cluster's row lock and decides from what is in the database at that moment, so running
+    it twice, or from several workers at once, changes nothing more than running it once. Returns the plan
+    applied, or None when the cluster no longer exists.
+    """
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
+        if cluster is None:
+            return None
+        running, pending = read_queue(cluster_id=cluster.pk)
+        result = plan(cluster.capacity, running, pending)
+        _apply(result, pending)
+        if cluster.capacity - result.free != cluster.allocated:
+            _set_allocated(cluster, cluster.capacity - result.free)
+    return result
+
+
+def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:
+    """The cluster's running deployments and the pending ones whose dependencies are all completed."""
+    deployments = Deployment.objects.filter(cluster_id=cluster_id)
+    fields = ("pk", "priority", "cpu_required", "ram_required", "gpu_required")
+    running = [
+        Running(pk, priority, Resources(cpu, ram, gpu), started_at)
+        for pk, priority, cpu, ram, gpu, started_at in deployments.running().values_list(*fields, "started_at")
+    ]
+    pending = [
+        Pending(pk, priority, Resources(cpu, ram, gpu), created_at)
+        for pk, priority, cpu, ram, gpu, created_at in deployments.pending()
+        .filter(~Exists(_unfinished_dependencies()))
+        .values_list(*fields, "created_at")
+    ]
+    return running, pending
+
+
+def _unfinished_dependencies():
+    edges = Deployment.depends_on.through.objects
+    return edges.filter(from_deployment=OuterRef("pk")).exclude(to_deployment__status=Status.COMPLETED)
+
+
+def _apply(result: Plan, pending: list[Pending]) -> None:
+    now = timezone.now()
+    events = []
+    if result.starts:
+        Deployment.objects.filter(pk__in=result.starts).update(status=Status.RUNNING, started_at=now, status_message="")
+        events += [DeploymentEvent(deployment_id=pk, kind=EventKind.SCHEDULED, message="Started.", at=now)
+                   for pk in result.starts]
+    victims_by_preemptor = defaultdict(list)
+    for victim, preemptor in result.preemptions:
+        victims_by_preemptor[preemptor].append(victim)
+    priority_of = {p.id: p.priority for p in pending}
+    for preemptor, victims in victims_by_preemptor.items():
+        message = f"Preempted by deployment #{preemptor} (priority {priority_of[preemptor]})."
+        Deployment.objects.filter(pk__in=victims).update(
+            status=Status.PENDING, started_at=None, status_message=message, preemption_count=F("preemption_count") + 1
+        )
+        for victim in victims:
+            events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.PREEMPTED, message=message, at=now))
+            events.append(DeploymentEvent(
+                deployment_id=victim, kind=EventKind.REQUEUED, at=now,
+                message="Back in the queue at its original place.",
+            ))
+    DeploymentEvent.objects.bulk_create(events)
+
+
+def _set_allocated(cluster: Cluster, allocated: Resources) -> None:
+    cluster.cpu_allocated, cluster.ram_allocated, cluster.gpu_allocated = allocated.cpu, allocated.ram, allocated.gpu
+    cluster.save(update_fields=["cpu_allocated", "ram_allocated", "gpu_allocated"])

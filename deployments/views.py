@@ -1,0 +1,95 @@
+"""Deployment endpoints: submit, read, edit, the status actions and the event history."""
+from django.db.models import Prefetch
+from drf_yasg.utils import no_body, swagger_auto_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
+
+from . import services
+from .filters import DeploymentFilter
+from .models import Deployment, Status
+from .serializers import DeploymentEventSerializer, DeploymentSerializer, DeploymentUpdateSerializer
+
+
+class DeploymentViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Deployments of the caller's organizations; `status` changes only through the scheduler and actions."""
+
+    permission_classes = (HasOrganizationRole,)
+    http_method_names = ("get", "post", "patch", "head", "options")
+    filterset_class = DeploymentFilter
+    lookup_value_regex = r"\d+"
+    required_roles = {
+        "retrieve": ANY_MEMBER,
+        "events": ANY_MEMBER,
+        "partial_update": MANAGERS,
+        "complete": MANAGERS,
+        "fail": MANAGERS,
+        "cancel": MANAGERS,
+    }
+
+    def get_queryset(self):
+        return (
+            Deployment.objects.visible_to(self.request.user)
+            .select_related("cluster")
+            .prefetch_related(
+                Prefetch("depends_on", queryset=Deployment.objects.only("id", "status")),
+                Prefetch("dependents", queryset=Deployment.objects.only("id")),
+            )
+            .with_queue_position()
+        )
+
+    def get_serializer_class(self):
+        return DeploymentUpdateSerializer if self.action == "partial_update" else DeploymentSerializer
+
+    def perform_create(self, serializer) -> None:
+        cluster = serializer.validated_data["cluster"]
+        if cluster.caller_role not in MANAGERS:
+            raise PermissionDenied("Viewers cannot create deployments.")
+        serializer.instance = services.create_deployment(created_by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer) -> None:
+        cluster = serializer.validated_data.get("cluster")
+        if cluster is not None and cluster.caller_role not in MANAGERS:
+            raise PermissionDenied("Viewers cannot move deployments onto a cluster.")
+        services.update_deployment(deployment_id=serializer.instance.pk, **serializer.validated_data)
+        serializer.instance = self.get_object()
+
+    def _finish(self, status: Status) -> Response:
+        deployment = self.get_object()
+        services.finish_deployment(deployment_id=deployment.pk, status=status, actor=self.request.user)
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @swagger_auto_schema(request_body=no_body, responses={200: DeploymentSerializer, 409: "Not running"})
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None):
+        """running -> completed; frees its resources."""
+        return self._finish(Status.COMPLETED)
+
+    @swagger_auto_schema(request_body=no_body, responses={200: DeploymentSerializer, 409: "Not running"})
+    @action(detail=True, methods=["post"])
+    def fail(self, request, pk=None):
+        """running -> failed; frees its resources."""
+        return self._finish(Status.FAILED)
+
+    @swagger_auto_schema(request_body=no_body, responses={200: DeploymentSerializer, 409: "Already finished"})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """pending or running -> cancelled; frees its resources."""
+        return self._finish(Status.CANCELLED)
+
+    @swagger_auto_schema(responses={200: DeploymentEventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        """The status history, oldest first."""
+        deployment = self.get_object()
+        page = self.paginate_queryset(deployment.events.order_by("at", "id"))
+        return self.get_paginated_response(DeploymentEventSerializer(page, many=True).data)
