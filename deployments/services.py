@@ -6,12 +6,15 @@ One cluster's scheduling passes and finish actions are therefore serialized, whi
 (which only takes FOR KEY SHARE on the cluster through its foreign key) never waits for them. Scheduling
 is enqueued only after commit, so a worker always sees what the API wrote.
 """
+import logging
 from collections import defaultdict
+from decimal import Decimal
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
 from clusters.models import Cluster
@@ -21,6 +24,8 @@ from . import tasks
 from .models import Deployment, DeploymentEvent, EventKind, Status
 from .scheduling import Pending, Plan, Resources, Running, plan
 
+logger = logging.getLogger(__name__)
+
 FINISH_EVENTS = {Status.COMPLETED: EventKind.COMPLETED, Status.FAILED: EventKind.FAILED,
                  Status.CANCELLED: EventKind.CANCELLED}
 FINISH_VERBS = {Status.COMPLETED: "completed", Status.FAILED: "failed", Status.CANCELLED: "cancelled"}
@@ -28,8 +33,13 @@ FINISH_VERBS = {Status.COMPLETED: "completed", Status.FAILED: "failed", Status.C
 
 def create_deployment(*, cluster: Cluster, created_by: User, depends_on: Iterable[Deployment] = (),
                       **fields) -> Deployment:
-    """Queue a deployment; a scheduling pass for its cluster runs once this commits."""
+    """Queue a deployment; a scheduling pass for its cluster runs once this commits.
+
+    Its dependencies must still be able to complete: one that already failed or was cancelled is a 400.
+    """
     with transaction.atomic():
+        if depends_on:
+            _ensure_dependencies_can_complete([d.pk for d in depends_on])
         deployment = Deployment.objects.create(cluster=cluster, created_by=created_by, **fields)
         if depends_on:
             deployment.depends_on.set(depends_on)
@@ -42,7 +52,11 @@ def create_deployment(*, cluster: Cluster, created_by: User, depends_on: Iterabl
 
 
 def finish_deployment(*, deployment_id: int, status: Status, actor: User | None) -> Deployment:
-    """Complete, fail or cancel a deployment, freeing what it held; 409 when the transition does not apply."""
+    """Complete, fail or cancel a deployment, freeing what it held; 409 when the transition does not apply.
+
+    Completing one lets dependents whose dependencies are now all complete start, on whichever cluster they
+    are; failing or cancelling one cancels everything that depends on it, directly or transitively.
+    """
     cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
@@ -60,6 +74,10 @@ def finish_deployment(*, deployment_id: int, status: Status, actor: User | None)
         if was_running:
             _set_allocated(cluster, cluster.allocated - deployment.demand)
             request_scheduling(cluster.pk)
+        if status == Status.COMPLETED:
+            _release_dependents(deployment)
+        else:
+            _cancel_dependents(deployment)
     return deployment
 
 
@@ -85,6 +103,53 @@ def update_deployment(*, deployment_id: int, **changes) -> Deployment:
     return deployment
 
 
+def _ensure_dependencies_can_complete(ids: list[int]) -> None:
+    # Locking the dependencies (in id order, like every multi-row lock here) keeps them from failing
+    # between this check and the commit, which would leave the new deployment waiting forever.
+    dead = [
+        f"#{pk} is {status}"
+        for pk, status in Deployment.objects.filter(pk__in=ids, status__in=(Status.FAILED, Status.CANCELLED))
+        .order_by("pk").select_for_update(no_key=True).values_list("pk", "status")
+    ]
+    if dead:
+        raise ValidationError({"depends_on": [f"These dependencies can never complete: {', '.join(dead)}."]})
+
+
+def _dependents_of(ids: Iterable[int]):
+    edges = Deployment.depends_on.through.objects.filter(to_deployment__in=ids).values("from_deployment")
+    return Deployment.objects.filter(pk__in=edges, status=Status.PENDING)
+
+
+def _release_dependents(completed: Deployment) -> None:
+    """Dependents whose last dependency just completed: say so, and schedule their clusters."""
+    ready = list(_dependents_of([completed.pk]).filter(~Exists(_unfinished_dependencies()))
+                 .values_list("pk", "cluster_id"))
+    message = f"All dependencies completed (the last was #{completed.pk} '{completed.name}')."
+    DeploymentEvent.objects.bulk_create(
+        DeploymentEvent(deployment_id=pk, kind=EventKind.DEPENDENCIES_RESOLVED, message=message) for pk, _ in ready
+    )
+    for cluster_id in {cluster_id for _, cluster_id in ready}:
+        request_scheduling(cluster_id)
+
+
+def _cancel_dependents(root: Deployment) -> None:
+    """Cancel every pending deployment downstream of a failed or cancelled one, naming it as the cause.
+
+    Dependents are always pending (they start only once every dependency completed), so no resources move
+    and their clusters need no lock; their rows are locked in id order, level by level.
+    """
+    message = f"Cancelled: it depends on #{root.pk} '{root.name}', which {root.status}."
+    frontier = [root.pk]
+    while frontier:
+        frontier = list(_dependents_of(frontier).order_by("pk").select_for_update().values_list("pk", flat=True))
+        Deployment.objects.filter(pk__in=frontier).update(
+            status=Status.CANCELLED, status_message=message, finished_at=timezone.now()
+        )
+        DeploymentEvent.objects.bulk_create(
+            DeploymentEvent(deployment_id=pk, kind=EventKind.CANCELLED, message=message) for pk in frontier
+        )
+
+
 def request_scheduling(cluster_id: int) -> None:
     """Queue a scheduling pass for the cluster once the current transaction commits."""
     tasks.schedule_cluster_task.delay_on_commit(cluster_id)
@@ -107,6 +172,40 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
         if cluster.capacity - result.free != cluster.allocated:
             _set_allocated(cluster, cluster.capacity - result.free)
     return result
+
+
+def reconcile_cluster(*, cluster_id: int) -> bool:
+    """Prove the cluster's counters against its running deployments, repair drift, place stranded work.
+
+    A fixed handful of queries whatever the queue's depth, under the same row lock as scheduling, so it is
+    safe beside any number of scheduling passes. A full scheduling pass runs only when some pending
+    deployment fits what is free or outranks something running: work whose scheduling message was lost
+    (say, while the broker was down). Returns whether the counters had drifted.
+    """
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
+        if cluster is None:
+            return False
+        running = Deployment.objects.filter(cluster=cluster).running()
+        sums = running.aggregate(
+            cpu=Sum("cpu_required", default=Decimal(0)), ram=Sum("ram_required", default=Decimal(0)),
+            gpu=Sum("gpu_required", default=0), lowest_priority=Min("priority"),
+        )
+        held = Resources(sums["cpu"], sums["ram"], sums["gpu"])
+        drifted = held != cluster.allocated
+        if drifted:
+            logger.warning("Cluster %s allocation drifted: counters said %s, running deployments hold %s; repaired.",
+                           cluster.pk, cluster.allocated, held)
+            _set_allocated(cluster, held)
+        free = cluster.capacity - held
+        placeable = Q(cpu_required__lte=free.cpu, ram_required__lte=free.ram, gpu_required__lte=free.gpu)
+        if sums["lowest_priority"] is not None:
+            placeable |= Q(priority__gt=sums["lowest_priority"])
+        stranded = (Deployment.objects.filter(cluster=cluster).pending().filter(placeable)
+                    .filter(~Exists(_unfinished_dependencies())).exists())
+    if stranded:
+        schedule_cluster(cluster_id=cluster_id)
+    return drifted
 
 
 def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:

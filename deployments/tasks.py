@@ -1,6 +1,8 @@
 """Celery tasks: thin wrappers that take ids and call the scheduling services."""
 from celery import shared_task
 
+from clusters.models import Cluster
+
 from . import services
 
 
@@ -8,3 +10,15 @@ from . import services
 def schedule_cluster_task(cluster_id: int) -> None:
     """One scheduling pass over one cluster; idempotent, so redelivery or duplicates are harmless."""
     services.schedule_cluster(cluster_id=cluster_id)
+
+
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
+def reconcile_cluster_task(cluster_id: int) -> None:
+    services.reconcile_cluster(cluster_id=cluster_id)
+
+
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
+def reconcile_clusters_task() -> None:
+    """Run by beat: fan out one reconcile per cluster, so workers share the sweep."""
+    for cluster_id in Cluster.objects.values_list("pk", flat=True).iterator():
+        reconcile_cluster_task.delay(cluster_id)

@@ -147,6 +147,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A message held by a worker that died is handed out again after this long (acks_late).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
 
+# Beat sweeps every cluster: repairs drifted counters and places work whose scheduling message was lost.
+RECONCILE_INTERVAL_SECONDS = config("RECONCILE_INTERVAL_SECONDS", default=30, cast=float)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-clusters": {
+        "task": "deployments.tasks.reconcile_clusters_task",
+        "schedule": RECONCILE_INTERVAL_SECONDS,
+        "options": {"expires": RECONCILE_INTERVAL_SECONDS},
+    },
+}
+
 # --- Static files, i18n -----------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
