@@ -9,11 +9,13 @@ is enqueued only after commit, so a worker always sees what the API wrote.
 import logging
 from collections import defaultdict
 from decimal import Decimal
+from functools import partial
 from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
@@ -152,7 +154,16 @@ def _cancel_dependents(root: Deployment) -> None:
 
 def request_scheduling(cluster_id: int) -> None:
     """Queue a scheduling pass for the cluster once the current transaction commits."""
-    tasks.schedule_cluster_task.delay_on_commit(cluster_id)
+    transaction.on_commit(partial(_send_scheduling, cluster_id))
+
+
+def _send_scheduling(cluster_id: int) -> None:
+    # The change is committed either way: with the broker down, the request still succeeds and the next
+    # reconcile sweep places the work, rather than the API failing after the fact.
+    try:
+        tasks.schedule_cluster_task.apply_async((cluster_id,), retry=False)
+    except BrokerError as exc:
+        logger.warning("Broker unreachable (%s); cluster %s waits for the next reconcile.", exc, cluster_id)
 
 
 def schedule_cluster(*, cluster_id: int) -> Plan | None:

@@ -12,6 +12,14 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class ServiceUnavailable(APIException):
+    """A dependency the request needs (the cache, the broker) is down for the moment."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Service temporarily unavailable; try again in a moment."
+    default_code = "service_unavailable"
+
+
 def bad_request(request, exception=None):
     return JsonResponse({"detail": "Bad request."}, status=400)
 

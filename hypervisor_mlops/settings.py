@@ -105,8 +105,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": (
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "accounts.throttling.AnonThrottle",
+        "accounts.throttling.UserThrottle",
     ),
     "DEFAULT_THROTTLE_RATES": {
         "anon": config("THROTTLE_ANON_RATE", default="120/min"),
@@ -144,8 +144,15 @@ CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A message held by a worker that died is handed out again after this long (acks_late).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A message held by a worker that died is handed out again after this long (acks_late).
+    "visibility_timeout": 300,
+    # Publishing gives up fast when the broker is down: the API answers at once and reconcile catches up.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 
 # Beat sweeps every cluster: repairs drifted counters and places work whose scheduling message was lost.
 RECONCILE_INTERVAL_SECONDS = config("RECONCILE_INTERVAL_SECONDS", default=30, cast=float)

@@ -1,9 +1,11 @@
-"""Real Celery worker processes for tests, consuming from the real Redis broker against the test database."""
+"""Real processes for tests: Celery workers, gunicorn and a private Redis, all against the test database."""
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -12,7 +14,7 @@ from django.db import connection
 from hypervisor_mlops.celery import app
 
 
-def test_database_url() -> str:
+def database_url_for_subprocesses() -> str:
     db = settings.DATABASES["default"]
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
@@ -20,15 +22,28 @@ def test_database_url() -> str:
 class Workers:
     """Starts, kills and waits for worker processes; every worker is stopped when the block ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, **env: str) -> None:
         self.processes: dict[str, subprocess.Popen] = {}
-        self.env = {**os.environ, "DATABASE_URL": test_database_url(), "CELERY_TASK_ALWAYS_EAGER": "false"}
+        self.env = {**os.environ, "DATABASE_URL": database_url_for_subprocesses(), "CELERY_TASK_ALWAYS_EAGER": "false", **env}
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, *, beat: bool = False, wait: bool = True) -> None:
+        """Start a worker; with beat, it also runs the periodic reconcile sweep."""
         args = [sys.executable, "-m", "celery", "-A", "hypervisor_mlops", "worker", "--pool", "solo",
                 "--hostname", f"{name}@%h", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+        if beat:
+            args += ["--beat", "--schedule", os.path.join(tempfile.mkdtemp(), "beat-schedule")]
         self.processes[name] = subprocess.Popen(args, env=self.env, cwd=settings.BASE_DIR)
-        self._wait_until_ready(name)
+        if wait:
+            self._wait_until_ready(name)
+
+    def start_api(self, name: str, port: int) -> str:
+        """gunicorn serving the API as in production; returns its base URL once /healthz answers."""
+        args = [sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
+                f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"]
+        self.processes[name] = subprocess.Popen(args, env=self.env, cwd=settings.BASE_DIR)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base_url}/healthz"), timeout=30, what="gunicorn to serve /healthz")
+        return base_url
 
     def kill(self, name: str) -> None:
         """kill -9: the worker gets no chance to finish, ack or clean up."""
@@ -52,6 +67,46 @@ class Workers:
             if any(name in hostname for reply in app.control.ping(timeout=0.5) for hostname in reply):
                 return
         raise RuntimeError(f"worker {name} did not start within {timeout} s")
+
+
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class PrivateRedis:
+    """A Redis server of the test's own, so the test may stop and start it without touching anyone else's."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self._pings, timeout=10, what=f"redis on port {self.port}")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def _pings(self) -> bool:
+        return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout == b"PONG\n"
 
 
 def wait_for_idle_queue(timeout: float = 90) -> None:

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import User
 from tests.factories import UserFactory
+from tests.workers import database_url_for_subprocesses
 
 pytestmark = pytest.mark.django_db
 
@@ -31,14 +32,10 @@ def test_create_superuser_with_existing_username_is_a_clear_error():
 @pytest.mark.django_db(transaction=True)
 def test_create_superuser_via_manage_py_exits_non_zero_on_duplicate():
     # The exit status is what scripts see: run the command as they do, in a process of its own.
-    env = {**os.environ, "DATABASE_URL": _database_url(settings.DATABASES["default"])}
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocesses()}
     args = [sys.executable, "manage.py", "create_superuser", "--username", "dup", "--email", "dup@example.com",
             "--password", "s3cret-Passw0rd!"]
     UserFactory(username="dup")
     result = subprocess.run(args, env=env, capture_output=True, text=True, cwd=settings.BASE_DIR)
     assert result.returncode != 0
     assert "already exists" in result.stderr
-
-
-def _database_url(db: dict) -> str:
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -50,3 +50,13 @@ def test_trusted_proxy_count_uses_the_forwarded_address(api_client, settings, au
         guess(api_client, HTTP_X_FORWARDED_FOR="203.0.113.7")
     assert guess(api_client, HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 429
     assert guess(api_client, HTTP_X_FORWARDED_FOR="203.0.113.8").status_code == 401
+
+
+def test_with_the_counter_store_down_reads_go_on_but_sign_in_is_503(api_client, auth_client, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    assert auth_client.get("/api/v1/auth/me").status_code == 200
+    response = guess(api_client)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Sign-in is briefly unavailable; try again in a moment."}
