@@ -12,10 +12,12 @@ from decimal import Decimal
 from functools import partial
 from collections.abc import Iterable
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
@@ -27,6 +29,8 @@ from .models import Deployment, DeploymentEvent, EventKind, Status
 from .scheduling import Pending, Plan, Resources, Running, plan
 
 logger = logging.getLogger(__name__)
+
+SCHEDULING_MARKER_TTL_SECONDS = 60
 
 FINISH_EVENTS = {Status.COMPLETED: EventKind.COMPLETED, Status.FAILED: EventKind.FAILED,
                  Status.CANCELLED: EventKind.CANCELLED}
@@ -157,13 +161,34 @@ def request_scheduling(cluster_id: int) -> None:
     transaction.on_commit(partial(_send_scheduling, cluster_id))
 
 
+def _scheduling_queued_key(cluster_id: int) -> str:
+    return f"scheduling-queued:{cluster_id}"
+
+
 def _send_scheduling(cluster_id: int) -> None:
+    # A queued pass reads the whole picture when it runs, so one queued pass per cluster is enough: under a
+    # burst of submissions the marker (in the shared cache, with a TTL in case a message is lost) turns
+    # hundreds of messages into a few passes. schedule_cluster clears it before it reads anything.
+    key = _scheduling_queued_key(cluster_id)
+    try:
+        if not cache.add(key, 1, timeout=SCHEDULING_MARKER_TTL_SECONDS):
+            return
+    except RedisError:
+        pass  # no marker store: send the message anyway
     # The change is committed either way: with the broker down, the request still succeeds and the next
     # reconcile sweep places the work, rather than the API failing after the fact.
     try:
         tasks.schedule_cluster_task.apply_async((cluster_id,), retry=False)
     except BrokerError as exc:
         logger.warning("Broker unreachable (%s); cluster %s waits for the next reconcile.", exc, cluster_id)
+        _clear_scheduling_marker(cluster_id)
+
+
+def _clear_scheduling_marker(cluster_id: int) -> None:
+    try:
+        cache.delete(_scheduling_queued_key(cluster_id))
+    except RedisError:
+        logger.warning("Cache unreachable; the scheduling marker of cluster %s expires by itself.", cluster_id)
 
 
 def schedule_cluster(*, cluster_id: int) -> Plan | None:
@@ -173,6 +198,8 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
     it twice, or from several workers at once, changes nothing more than running it once. Returns the plan
     applied, or None when the cluster no longer exists.
     """
+    # Cleared before reading: a change committed from now on queues a new pass rather than being missed.
+    _clear_scheduling_marker(cluster_id)
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
         if cluster is None:
