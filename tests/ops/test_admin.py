@@ -1,0 +1,79 @@
+"""The Django admin as operators use it: utilization, filters, search, and the deployment actions."""
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from clusters.models import Cluster
+from deployments import services
+from deployments.models import Deployment, Status
+from organizations.models import Role
+from tests.factories import ClusterFactory, MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser(username="op", email="op@example.com", password="x"))
+    return client
+
+
+@pytest.fixture
+def cluster():
+    return ClusterFactory(cpu_limit="8", ram_limit="32", gpu_limit=2)
+
+
+def deploy(cluster, **resources) -> Deployment:
+    return services.create_deployment(cluster=cluster, created_by=UserFactory(), name="job", docker_image="img",
+                                      **resources)
+
+
+def test_cluster_list_shows_utilization_per_resource(operator, cluster):
+    deploy(cluster, cpu_required=2, ram_required=8, gpu_required=1)
+    page = operator.get("/admin/clusters/cluster/").content.decode()
+    assert "2.000/8.000 (25%)" in page and "8.000/32.000 (25%)" in page and "1/2 (50%)" in page
+
+
+def test_deployment_list_filters_by_status_cluster_organization_and_priority(operator, cluster):
+    running = deploy(cluster, cpu_required=8)
+    waiting = deploy(cluster, cpu_required=8)
+    for query in ("status__exact=pending", f"cluster__id__exact={cluster.pk}",
+                  f"cluster__organization__id__exact={cluster.organization_id}", "priority=0"):
+        response = operator.get(f"/admin/deployments/deployment/?{query}")
+        assert response.status_code == 200, query
+    pending_page = operator.get("/admin/deployments/deployment/?status__exact=pending").content.decode()
+    assert f'href="/admin/deployments/deployment/{waiting.pk}/change/' in pending_page
+    assert f'href="/admin/deployments/deployment/{running.pk}/change/' not in pending_page
+
+
+def test_cancel_action_frees_resources_and_starts_waiting_work(operator, cluster):
+    running = deploy(cluster, cpu_required=8)
+    waiting = deploy(cluster, cpu_required=8)
+    response = operator.post("/admin/deployments/deployment/", {"action": "cancel", "_selected_action": [running.pk]})
+    assert response.status_code == 302
+    assert Deployment.objects.get(pk=running.pk).status == Status.CANCELLED
+    assert Deployment.objects.get(pk=waiting.pk).status == Status.RUNNING
+    assert Cluster.objects.get(pk=cluster.pk).cpu_allocated == 8
+
+
+def test_reschedule_action_places_stranded_work(operator, cluster, monkeypatch):
+    monkeypatch.setattr(services, "request_scheduling", lambda cluster_id: None)
+    stranded = deploy(cluster, cpu_required=1)
+    monkeypatch.undo()
+    operator.post("/admin/deployments/deployment/", {"action": "reschedule", "_selected_action": [stranded.pk]})
+    assert Deployment.objects.get(pk=stranded.pk).status == Status.RUNNING
+
+
+def test_organizations_are_searchable_by_invite_code_with_members_inline(operator):
+    membership = MembershipFactory(role=Role.ADMIN)
+    organization = membership.organization
+    listing = operator.get(f"/admin/organizations/organization/?q={organization.invite_code}").content.decode()
+    assert f"/admin/organizations/organization/{organization.pk}/change/" in listing
+    detail = operator.get(f"/admin/organizations/organization/{organization.pk}/change/").content.decode()
+    assert membership.user.username in detail and 'name="memberships-0-role"' in detail
+
+
+def test_user_admin_searches_by_email(operator):
+    user = UserFactory(email="findme@example.com")
+    assert user.username in operator.get("/admin/accounts/user/?q=findme").content.decode()
