@@ -8,7 +8,7 @@ from clusters.models import Cluster
 from deployments.models import Deployment
 from organizations.models import Role
 from tests.conftest import client_for
-from tests.factories import ClusterFactory, MembershipFactory, UserFactory
+from tests.factories import ClusterFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,19 +1,17 @@
 """Faults: a worker killed with -9 in a scheduling storm, and Redis stopped while users keep submitting."""
 import json
 import random
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
-from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from deployments.models import Deployment, Status
 from organizations.models import Role
 from tests.conftest import client_for
-from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 from tests.invariants import assert_all_invariants, assert_quiescent
+from tests.threads import join_clients, start_clients, tenant_with_clusters
 from tests.workers import PrivateRedis, Workers, real_workers, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -27,38 +25,29 @@ def settled() -> bool:
     return True
 
 
-def storm(user, clusters, created: list, seed: int, count: int) -> None:
+def storm(seed: int, user, clusters, created: list, count: int) -> None:
     rng = random.Random(seed)
     client = client_for(user)
-    try:
-        for n in range(count):
-            response = client.post("/api/v1/deployments/", {
-                "name": f"storm-{seed}-{n}", "cluster": rng.choice(clusters).pk, "docker_image": "img",
-                "priority": rng.randint(0, 4), "cpu_required": rng.choice(["0.5", "1", "2"]),
-                "gpu_required": rng.randint(0, 1),
-            }, format="json")
-            assert response.status_code == 201, response.content
-            created.append(response.json()["id"])
-            if n % 4 == 3:
-                client.post(f"/api/v1/deployments/{rng.choice(created)}/complete/")
-    finally:
-        connection.close()
+    for n in range(count):
+        response = client.post("/api/v1/deployments/", {
+            "name": f"storm-{seed}-{n}", "cluster": rng.choice(clusters).pk, "docker_image": "img",
+            "priority": rng.randint(0, 4), "cpu_required": rng.choice(["0.5", "1", "2"]),
+            "gpu_required": rng.randint(0, 1),
+        }, format="json")
+        assert response.status_code == 201, response.content
+        created.append(response.json()["id"])
+        if n % 4 == 3:
+            client.post(f"/api/v1/deployments/{rng.choice(created)}/complete/")
 
 
 def test_killing_a_worker_mid_storm_loses_and_doubles_nothing():
-    organization = OrganizationFactory()
-    user = MembershipFactory(organization=organization, role=Role.DEVELOPER).user
-    clusters = [ClusterFactory(organization=organization, cpu_limit="5", ram_limit="8", gpu_limit=2)
-                for _ in range(2)]
+    user, clusters = tenant_with_clusters(Role.DEVELOPER, 2, cpu_limit="5", ram_limit="8", gpu_limit=2)
     created: list[int] = []
     with real_workers("victim", "survivor") as workers:
-        threads = [threading.Thread(target=storm, args=(user, clusters, created, i, 40)) for i in range(6)]
-        for thread in threads:
-            thread.start()
+        threads = start_clients(storm, range(6), user, clusters, created, 40)
         wait_until(lambda: len(created) > 60, timeout=60, what="the storm to get going")
         workers.kill("victim")
-        for thread in threads:
-            thread.join(timeout=120)
+        join_clients(threads, timeout=120)
         # The killed worker's unacknowledged message comes back only after the visibility timeout; the
         # reconcile sweep of a fresh worker's beat is what places that work now.
         workers.env["RECONCILE_INTERVAL_SECONDS"] = "1"
@@ -82,9 +71,7 @@ def call(base_url: str, method: str, path: str, body: dict | None = None, token:
 
 
 def test_with_redis_down_the_api_keeps_accepting_and_reconcile_places_everything_after():
-    organization = OrganizationFactory()
-    user = MembershipFactory(organization=organization, role=Role.DEVELOPER).user
-    cluster = ClusterFactory(organization=organization, cpu_limit="100", ram_limit="100", gpu_limit=0)
+    user, (cluster,) = tenant_with_clusters(Role.DEVELOPER, 1, cpu_limit="100", ram_limit="100", gpu_limit=0)
     redis = PrivateRedis(port=6391)
     redis.start()
     workers = Workers(CELERY_BROKER_URL=f"{redis.url}/0", REDIS_URL=f"{redis.url}/1", RECONCILE_INTERVAL_SECONDS="1",

@@ -1,16 +1,14 @@
 """Thousands of mixed operations from many clients against two workers; the invariants hold at the end."""
 import random
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from deployments.models import Deployment
 from organizations.models import Role
 from tests.conftest import client_for
-from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 from tests.invariants import assert_all_invariants
+from tests.threads import join_clients, start_clients, tenant_with_clusters
 from tests.workers import real_workers, wait_for_idle_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -25,46 +23,36 @@ EXPECTED = {
 }
 
 
-def client_session(admin, clusters, seed: int, created: list, outcomes: list) -> None:
+def client_session(seed: int, admin, clusters, created: list, outcomes: list) -> None:
     rng = random.Random(seed)
     client = client_for(admin)
-    try:
-        for n in range(OPERATIONS_PER_CLIENT):
-            operation = rng.choices(list(EXPECTED), weights=(6, 2, 1, 1))[0]
-            if operation == "create" or not created:
-                operation = "create"
-                response = client.post("/api/v1/deployments/", {
-                    "name": f"load-{seed}-{n}", "cluster": rng.choice(clusters).pk, "docker_image": "img",
-                    "priority": rng.randint(-3, 3), "cpu_required": rng.choice(["0.25", "0.5", "1", "3"]),
-                    "ram_required": rng.choice(["0.5", "2", "8"]), "gpu_required": rng.choice([0, 0, 1]),
-                }, format="json")
-                if response.status_code == 201:
-                    created.append(response.json()["id"])
-            elif operation == "resize":
-                response = client.patch(f"/api/v1/clusters/{rng.choice(clusters).pk}/", {
-                    "cpu_limit": str(rng.choice([4, 6, 8, 12])), "gpu_limit": rng.choice([2, 3, 4]),
-                }, format="json")
-            else:
-                response = client.post(f"/api/v1/deployments/{rng.choice(created)}/{operation}/")
-            outcomes.append((operation, response.status_code))
-    finally:
-        connection.close()
+    for n in range(OPERATIONS_PER_CLIENT):
+        operation = rng.choices(list(EXPECTED), weights=(6, 2, 1, 1))[0]
+        if operation == "create" or not created:
+            operation = "create"
+            response = client.post("/api/v1/deployments/", {
+                "name": f"load-{seed}-{n}", "cluster": rng.choice(clusters).pk, "docker_image": "img",
+                "priority": rng.randint(-3, 3), "cpu_required": rng.choice(["0.25", "0.5", "1", "3"]),
+                "ram_required": rng.choice(["0.5", "2", "8"]), "gpu_required": rng.choice([0, 0, 1]),
+            }, format="json")
+            if response.status_code == 201:
+                created.append(response.json()["id"])
+        elif operation == "resize":
+            response = client.patch(f"/api/v1/clusters/{rng.choice(clusters).pk}/", {
+                "cpu_limit": str(rng.choice([4, 6, 8, 12])), "gpu_limit": rng.choice([2, 3, 4]),
+            }, format="json")
+        else:
+            response = client.post(f"/api/v1/deployments/{rng.choice(created)}/{operation}/")
+        outcomes.append((operation, response.status_code))
 
 
 def test_mixed_load_keeps_every_invariant():
-    organization = OrganizationFactory()
-    admin = MembershipFactory(organization=organization, role=Role.ADMIN).user
-    clusters = [ClusterFactory(organization=organization, cpu_limit="12", ram_limit="32", gpu_limit=4)
-                for _ in range(3)]
+    admin, clusters = tenant_with_clusters(Role.ADMIN, 3, cpu_limit="12", ram_limit="32", gpu_limit=4)
     created: list[int] = []
     outcomes: list[tuple[str, int]] = []
     with real_workers("w1", "w2"):
-        threads = [threading.Thread(target=client_session, args=(admin, clusters, seed, created, outcomes))
-                   for seed in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
+        threads = start_clients(client_session, range(CLIENTS), admin, clusters, created, outcomes)
+        join_clients(threads, timeout=300)
         wait_for_idle_queue()
     assert len(outcomes) == CLIENTS * OPERATIONS_PER_CLIENT
     unexpected = [(op, code) for op, code in outcomes if code not in EXPECTED[op]]
