@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, F, Min, OuterRef, Q, Sum
+from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -269,27 +269,31 @@ def _unfinished_dependencies():
 
 
 def _apply(result: Plan, pending: list[Pending]) -> None:
+    """Write the plan in a fixed number of statements, however many deployments it moves."""
     now = timezone.now()
-    events = []
+    events = [DeploymentEvent(deployment_id=pk, kind=EventKind.SCHEDULED, message="Started.", at=now)
+              for pk in result.starts]
     if result.starts:
         Deployment.objects.filter(pk__in=result.starts).update(status=Status.RUNNING, started_at=now, status_message="")
-        events += [DeploymentEvent(deployment_id=pk, kind=EventKind.SCHEDULED, message="Started.", at=now)
-                   for pk in result.starts]
-    victims_by_preemptor = defaultdict(list)
-    for victim, preemptor in result.preemptions:
-        victims_by_preemptor[preemptor].append(victim)
-    priority_of = {p.id: p.priority for p in pending}
-    for preemptor, victims in victims_by_preemptor.items():
-        message = f"Preempted by deployment #{preemptor} (priority {priority_of[preemptor]})."
-        Deployment.objects.filter(pk__in=victims).update(
-            status=Status.PENDING, started_at=None, status_message=message, preemption_count=F("preemption_count") + 1
+    if result.preemptions:
+        victims_by_preemptor = defaultdict(list)
+        for victim, preemptor in result.preemptions:
+            victims_by_preemptor[preemptor].append(victim)
+        priority_of = {p.id: p.priority for p in pending}
+        messages = {
+            preemptor: f"Preempted by deployment #{preemptor} (priority {priority_of[preemptor]})."
+            for preemptor in victims_by_preemptor
+        }
+        Deployment.objects.filter(pk__in=[victim for victim, _ in result.preemptions]).update(
+            status=Status.PENDING, started_at=None, preemption_count=F("preemption_count") + 1,
+            status_message=Case(*(When(pk__in=victims, then=Value(messages[preemptor]))
+                                  for preemptor, victims in victims_by_preemptor.items())),
         )
-        for victim in victims:
-            events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.PREEMPTED, message=message, at=now))
-            events.append(DeploymentEvent(
-                deployment_id=victim, kind=EventKind.REQUEUED, at=now,
-                message="Back in the queue at its original place.",
-            ))
+        for victim, preemptor in result.preemptions:
+            events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.PREEMPTED, message=messages[preemptor],
+                                          at=now))
+            events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.REQUEUED, at=now,
+                                          message="Back in the queue at its original place."))
     DeploymentEvent.objects.bulk_create(events)
 
 
