@@ -63,3 +63,10 @@ class MeSerializer(UserSerializer):
 
 class LogoutSerializer(serializers.Serializer):
     refresh = serializers.CharField()
+
+
+class TokenPairSerializer(serializers.Serializer):
+    """What login and refresh answer; documentation only, simplejwt builds the response."""
+
+    access = serializers.CharField()
+    refresh = serializers.CharField()

@@ -1,5 +1,6 @@
 """Auth endpoints: register, login, refresh, logout and the current user."""
 from django.db.models import Prefetch
+from django.utils.decorators import method_decorator
 from drf_yasg.utils import swagger_auto_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
@@ -12,10 +13,13 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from organizations.models import Membership
 
 from .models import User
-from .serializers import LogoutSerializer, MeSerializer, RegisterSerializer
+from .serializers import LogoutSerializer, MeSerializer, RegisterSerializer, TokenPairSerializer, UserSerializer
 from .throttling import ClientAddressRateThrottle
 
 
+# No token needed (security=[]). The password is write-only, which Swagger 2.0 cannot say: the answer is
+# documented as the public fields alone.
+@method_decorator(name="post", decorator=swagger_auto_schema(security=[], responses={201: UserSerializer}))
 class RegisterView(generics.CreateAPIView):
     """Create an account. Throttled per client address."""
 
@@ -25,12 +29,17 @@ class RegisterView(generics.CreateAPIView):
     throttle_classes = (ClientAddressRateThrottle,)
 
 
+# simplejwt answers 200 with the token pair; left alone, the schema would say 201 with the request's fields.
+@method_decorator(name="post", decorator=swagger_auto_schema(
+    security=[], responses={200: TokenPairSerializer, 401: "Bad credentials"}))
 class LoginView(TokenObtainPairView):
     """Exchange a username and password for an access and a refresh token. Throttled per client address."""
 
     throttle_classes = (ClientAddressRateThrottle,)
 
 
+@method_decorator(name="post", decorator=swagger_auto_schema(
+    security=[], responses={200: TokenPairSerializer, 401: "Invalid, expired or already used token"}))
 class RefreshView(TokenRefreshView):
     """Exchange a refresh token for a new pair; the refresh token used stops working."""
 

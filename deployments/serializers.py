@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
+from organizations.serializers import PageSerializer
 
 from .models import Deployment, DeploymentEvent
 from .scheduling import Resources
@@ -92,6 +93,10 @@ class DeploymentEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeploymentEvent
         fields = ("at", "kind", "message")
+
+
+class DeploymentEventPageSerializer(PageSerializer):
+    results = DeploymentEventSerializer(many=True)
 
 
 def _ids(ids: list[int]) -> str:

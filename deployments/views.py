@@ -11,7 +11,12 @@ from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 from . import services
 from .filters import DeploymentFilter
 from .models import Deployment, Status
-from .serializers import DeploymentEventSerializer, DeploymentSerializer, DeploymentUpdateSerializer
+from .serializers import (
+    DeploymentEventPageSerializer,
+    DeploymentEventSerializer,
+    DeploymentSerializer,
+    DeploymentUpdateSerializer,
+)
 
 
 class DeploymentViewSet(
@@ -86,7 +91,7 @@ class DeploymentViewSet(
         """pending or running -> cancelled; frees its resources."""
         return self._finish(Status.CANCELLED)
 
-    @swagger_auto_schema(responses={200: DeploymentEventSerializer(many=True)})
+    @swagger_auto_schema(responses={200: DeploymentEventPageSerializer})
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         """The status history, oldest first."""

@@ -2,6 +2,7 @@
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection
+from drf_yasg.utils import swagger_auto_schema
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from rest_framework import status
@@ -42,6 +43,7 @@ def _cache_ok() -> bool:
     return True
 
 
+@swagger_auto_schema(method="get", security=[], responses={200: "The process is up."})
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])
@@ -51,6 +53,7 @@ def healthz(request):
     return Response({"status": "ok"})
 
 
+@swagger_auto_schema(method="get", security=[], responses={200: "Ready.", 503: "A named dependency is down."})
 @api_view(["GET"])
 @authentication_classes([])
 @permission_classes([])

@@ -5,7 +5,7 @@ the caller's organizations (others are 404) and annotates each with the caller's
 Authority is this one permission class: the viewset's `required_roles` maps each action to the roles that
 may perform it (403 for the rest).
 """
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import IsAuthenticated
 
 from .models import Membership, Role
 
@@ -14,7 +14,9 @@ MANAGERS = frozenset({Role.ADMIN, Role.DEVELOPER})
 ADMINS = frozenset({Role.ADMIN})
 
 
-class HasOrganizationRole(BasePermission):
+class HasOrganizationRole(IsAuthenticated):
+    """Signed in (401 otherwise) and, on an object, holding one of the roles its action requires (403)."""
+
     message = "Your role in this organization does not allow this."
 
     def has_object_permission(self, request, view, obj) -> bool:

@@ -38,5 +38,17 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = ("user", "joined_at")
 
 
+class PageSerializer(serializers.Serializer):
+    """DRF's page envelope, for documenting paginated actions: drf-yasg pages only `list` responses itself."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
+class MembershipPageSerializer(PageSerializer):
+    results = MembershipSerializer(many=True)
+
+
 class RoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)

@@ -2,17 +2,17 @@
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.throttling import JoinRateThrottle
 
 from . import services
-from .models import Membership, Organization, Role
+from .models import Organization, Role
 from .permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 from .serializers import (
     InviteCodeSerializer,
     JoinResultSerializer,
+    MembershipPageSerializer,
     MembershipSerializer,
     OrganizationSerializer,
     RoleSerializer,
@@ -30,7 +30,7 @@ class OrganizationViewSet(
 
     serializer_class = OrganizationSerializer
     lookup_value_regex = r"\d+"
-    permission_classes = (IsAuthenticated, HasOrganizationRole)
+    permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
     required_roles = {
         "retrieve": ANY_MEMBER,
@@ -72,7 +72,7 @@ class OrganizationViewSet(
         membership.detail = "Joined the organization." if created else "You are already a member of this organization."
         return Response(JoinResultSerializer(membership).data)
 
-    @swagger_auto_schema(responses={200: MembershipSerializer(many=True)})
+    @swagger_auto_schema(responses={200: MembershipPageSerializer})
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
         """Every member with their role."""

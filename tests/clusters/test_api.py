@@ -129,3 +129,12 @@ def test_moving_a_cluster_to_another_organization_is_ignored(member, organizatio
     response = member(Role.ADMIN).patch(f"{CLUSTERS}{cluster.pk}/", {"organization": OrganizationFactory().pk})
     assert response.status_code == 200
     assert response.json()["organization"] == organization.pk
+
+
+@pytest.mark.parametrize("method,path", [("get", CLUSTERS), ("post", CLUSTERS), ("get", f"{CLUSTERS}1/"),
+                                         ("get", "/api/v1/deployments/"), ("post", "/api/v1/deployments/"),
+                                         ("get", "/api/v1/deployments/1/events/")])
+def test_anonymous_callers_get_401_not_an_empty_list(api_client, method, path):
+    response = getattr(api_client, method)(path)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}

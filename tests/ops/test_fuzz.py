@@ -1,0 +1,184 @@
+"""Fuzz every operation of the API from its own schema (schemathesis).
+
+Checks: never a 5xx; every response whose status the schema documents has the documented shape; every success
+status is documented; an operation that declares the Bearer requirement refuses requests without a valid token.
+
+The schema is the one the service serves at /swagger.json, loaded in-process from the WSGI app. Requests carry
+the JWT of a user who is admin of an organization (two clusters; running, pending, completed and failed
+deployments; a second member) and developer of a second one; a third organization is someone else's. In half of
+the generated cases, every id, invite code, credential and resource amount is swapped for a real one, so the
+fuzzing reaches real objects rather than only 404s. Each operation is its own transactional test, so scheduling
+runs on commit as in production and every operation starts from the same data.
+"""
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from rest_framework_simplejwt.tokens import RefreshToken
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import ignored_auth, response_schema_conformance
+
+from deployments import services
+from deployments.models import Status
+from hypervisor_mlops.wsgi import application
+from organizations.models import Role
+from tests.factories import PASSWORD, ClusterFactory, MembershipFactory, OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MAX_EXAMPLES = 40
+
+
+def success_is_documented(ctx, response, case):
+    """A 2xx the schema does not list would never be checked against any documented shape."""
+    if case.method.upper() != case.operation.method.upper():
+        return  # a probe with another method (OPTIONS: DRF's metadata) is not this operation's answer
+    documented = case.operation.responses.status_codes
+    if 200 <= response.status_code < 300 and str(response.status_code) not in documented:
+        raise AssertionError(f"{response.status_code} is not documented (only {', '.join(documented)})")
+
+
+CHECKS = [not_a_server_error, response_schema_conformance, success_is_documented, ignored_auth]
+# Answers that say nothing about the operation itself.
+BOUNCED = {401, 404, 405, 415}
+
+schema = schemathesis.openapi.from_wsgi("/swagger.json", application)
+
+
+@dataclass
+class World:
+    """The real objects a generated request may name, by the parameter or body field that names them."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, list[int]] = field(default_factory=dict)
+    invite_codes: list[str] = field(default_factory=list)
+    credentials: dict[str, str] = field(default_factory=dict)
+    statuses: Counter = field(default_factory=Counter)
+
+
+# Filled by the `world` fixture before any case is drawn; the hook below reads it while drawing.
+WORLD = World()
+
+# Which pool of real ids a path's `{id}` is drawn from.
+PATH_POOLS = {"/api/v1/organizations/": "organization", "/api/v1/clusters/": "cluster",
+              "/api/v1/deployments/": "deployment"}
+# Real cases get resource amounts around the seeded capacity (8 CPU, 32 GB, 2 GPU), so that both fitting and
+# oversized requests occur: the schema types cpu and ram as bare strings, so generated ones are hardly ever
+# numbers, and generated GPU counts are mostly far beyond any cluster.
+RESOURCES = {
+    **dict.fromkeys(("cpu_limit", "ram_limit", "cpu_required", "ram_required"),
+                    st.decimals(min_value=0, max_value=10, places=3).map(str)),
+    **dict.fromkeys(("gpu_limit", "gpu_required"), st.integers(min_value=0, max_value=3)),
+}
+
+
+def _pool_for_path(path: str) -> str | None:
+    return next((pool for prefix, pool in PATH_POOLS.items() if path.startswith(prefix)), None)
+
+
+@st.composite
+def _with_real_ids(draw, case):
+    """Half of the cases, everything that names an object (and every resource amount) is made real.
+
+    All at once rather than field by field: a request only gets past validation when all its references are.
+    """
+    if not draw(st.booleans()):
+        return case
+    pool = _pool_for_path(case.path)
+    path_parameters = case.path_parameters or {}
+    if pool and "id" in path_parameters:
+        path_parameters["id"] = draw(st.sampled_from(WORLD.ids[pool]))
+    if "user_id" in path_parameters:
+        path_parameters["user_id"] = draw(st.sampled_from(WORLD.ids["user"]))
+    for name in ("cluster", "organization"):
+        if name in (case.query or {}):
+            case.query[name] = str(draw(st.sampled_from(WORLD.ids[name])))
+    if isinstance(case.body, dict):
+        for name in ("cluster", "organization"):
+            if name in case.body:
+                case.body[name] = draw(st.sampled_from(WORLD.ids[name]))
+        for name, amounts in RESOURCES.items():
+            if name in case.body:
+                case.body[name] = draw(amounts)
+        if "depends_on" in case.body:
+            case.body["depends_on"] = draw(st.lists(st.sampled_from(WORLD.ids["deployment"]), max_size=3))
+        if "invite_code" in case.body:
+            case.body["invite_code"] = draw(st.sampled_from(WORLD.invite_codes))
+        # Real credentials and a real refresh token, so login, refresh and logout also succeed.
+        for name, value in WORLD.credentials.items():
+            if name in case.body:
+                case.body[name] = value
+    return case
+
+
+@schema.hook
+def flatmap_case(context, case):
+    return _with_real_ids(case)
+
+
+@schema.hook
+def after_call(context, case, response):
+    WORLD.statuses[response.status_code] += 1
+
+
+@pytest.fixture
+def world(db):
+    """An admin with a busy organization, a seat in a second one, and an organization they are not in."""
+    admin = UserFactory()
+    home = OrganizationFactory()
+    MembershipFactory(organization=home, user=admin, role=Role.ADMIN)
+    colleague = MembershipFactory(organization=home, role=Role.DEVELOPER).user
+    elsewhere = OrganizationFactory()
+    MembershipFactory(organization=elsewhere, user=admin, role=Role.DEVELOPER)
+    stranger = OrganizationFactory()
+    MembershipFactory(organization=stranger, role=Role.ADMIN)
+
+    big = ClusterFactory(organization=home, cpu_limit=Decimal("8"), ram_limit=Decimal("32"), gpu_limit=2)
+    empty = ClusterFactory(organization=home)
+    theirs = ClusterFactory(organization=stranger)
+
+    def deploy(cluster, name, **fields):
+        # Each create commits and schedules its cluster on commit, as the API does.
+        return services.create_deployment(cluster=cluster, created_by=admin, name=name,
+                                          docker_image="registry/img:1", **fields)
+
+    done = deploy(big, "done", cpu_required=Decimal("1"))
+    failed = deploy(big, "failed", cpu_required=Decimal("1"))
+    services.finish_deployment(deployment_id=done.pk, status=Status.COMPLETED, actor=admin)
+    services.finish_deployment(deployment_id=failed.pk, status=Status.FAILED, actor=admin)
+    running = deploy(big, "serve", cpu_required=Decimal("2.5"), ram_required=Decimal("4"), gpu_required=2)
+    queued = deploy(big, "queued", gpu_required=1, priority=-5)
+    waiting = deploy(big, "waiting", cpu_required=Decimal("0.5"), depends_on=[running])
+    other = deploy(theirs, "theirs")
+
+    WORLD.headers = {"Authorization": f"Bearer {RefreshToken.for_user(admin).access_token}"}
+    WORLD.ids = {
+        "organization": [home.pk, elsewhere.pk, stranger.pk],
+        "cluster": [big.pk, empty.pk, theirs.pk],
+        "deployment": [done.pk, failed.pk, running.pk, queued.pk, waiting.pk, other.pk],
+        "user": [admin.pk, colleague.pk],
+    }
+    WORLD.invite_codes = [elsewhere.invite_code, stranger.invite_code]
+    WORLD.credentials = {
+        "username": admin.username, "password": PASSWORD, "refresh": str(RefreshToken.for_user(admin)),
+    }
+    WORLD.statuses = Counter()
+    yield WORLD
+    # A run where every request bounced off authentication, routing or the method would prove nothing.
+    reached = sum(n for status, n in WORLD.statuses.items() if status not in BOUNCED)
+    assert reached, f"no request reached a view: {dict(WORLD.statuses)}"
+
+
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    # The fixture is per operation on purpose (every operation starts from the same data), not per example.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_api_conforms_to_its_schema(case, world):
+    case.call_and_validate(headers=world.headers, checks=CHECKS)
