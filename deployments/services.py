@@ -8,9 +8,9 @@ is enqueued only after commit, so a worker always sees what the API wrote.
 """
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 from decimal import Decimal
 from functools import partial
-from collections.abc import Iterable
 
 from django.core.cache import cache
 from django.db import transaction
@@ -66,7 +66,7 @@ def finish_deployment(*, deployment_id: int, status: Status, actor: User | None)
     cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
-        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        deployment = Deployment.objects.select_for_update(no_key=True).get(pk=deployment_id)
         if not deployment.can_become(status):
             raise Conflict(f"A {deployment.status} deployment cannot be {FINISH_VERBS[status]}.")
         was_running = deployment.status == Status.RUNNING
@@ -95,7 +95,7 @@ def update_deployment(*, deployment_id: int, **changes) -> Deployment:
     cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
         Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
-        deployment = Deployment.objects.select_for_update().get(pk=deployment_id)
+        deployment = Deployment.objects.select_for_update(no_key=True).get(pk=deployment_id)
         moved = [f for f in PLACEMENT_FIELDS if f in changes and changes[f] != getattr(deployment, f)]
         if moved and (deployment.status != Status.PENDING or deployment.started_at or deployment.preemption_count):
             raise Conflict(f"{', '.join(moved)} cannot change once a deployment has been scheduled.")
@@ -112,10 +112,11 @@ def update_deployment(*, deployment_id: int, **changes) -> Deployment:
 def _ensure_dependencies_can_complete(ids: list[int]) -> None:
     # Locking the dependencies (in id order, like every multi-row lock here) keeps them from failing
     # between this check and the commit, which would leave the new deployment waiting forever.
+    locked = Deployment.objects.filter(pk__in=ids).order_by("pk").select_for_update(no_key=True)
     dead = [
         f"#{pk} is {status}"
-        for pk, status in Deployment.objects.filter(pk__in=ids, status__in=(Status.FAILED, Status.CANCELLED))
-        .order_by("pk").select_for_update(no_key=True).values_list("pk", "status")
+        for pk, status in locked.values_list("pk", "status")
+        if status in (Status.FAILED, Status.CANCELLED)
     ]
     if dead:
         raise ValidationError({"depends_on": [f"These dependencies can never complete: {', '.join(dead)}."]})
@@ -147,7 +148,9 @@ def _cancel_dependents(root: Deployment) -> None:
     message = f"Cancelled: it depends on #{root.pk} '{root.name}', which {root.status}."
     frontier = [root.pk]
     while frontier:
-        frontier = list(_dependents_of(frontier).order_by("pk").select_for_update().values_list("pk", flat=True))
+        frontier = list(
+            _dependents_of(frontier).order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True)
+        )
         Deployment.objects.filter(pk__in=frontier).update(
             status=Status.CANCELLED, status_message=message, finished_at=timezone.now()
         )

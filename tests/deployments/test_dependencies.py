@@ -1,10 +1,13 @@
 """Deployments that wait on others: start order, failure propagation, cross-cluster dependents, rejections."""
+import threading
+
 import pytest
 
 from deployments.models import Deployment
 from organizations.models import Role
 from tests.deployments.test_api import DEPLOYMENTS, action, get, status, submit
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
+from tests.threads import join_clients, start_clients
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,3 +110,28 @@ def test_dependencies_cannot_be_edited_after_creation(dev, cluster):
     response = dev.patch(f"{DEPLOYMENTS}{second}/", {"depends_on": [first]})
     assert response.status_code == 200
     assert response.json()["depends_on"] == []
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_dependent_created_while_its_dependency_fails_is_never_left_waiting(dev, cluster, attempt):
+    train = submit(dev, cluster, name="train")
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def fail_dependency(_seed):
+        barrier.wait()
+        results["fail"] = action(dev, train, "fail").status_code
+
+    def create_dependent(_seed):
+        barrier.wait()
+        results["create"] = dev.post(DEPLOYMENTS, {"name": "eval", "cluster": cluster.pk, "docker_image": "i",
+                                                   "depends_on": [train]})
+
+    join_clients(start_clients(fail_dependency, range(1)) + start_clients(create_dependent, range(1)), timeout=30)
+    assert results["fail"] == 200
+    created = results["create"]
+    if created.status_code == 201:
+        assert status(dev, created.json()["id"]) == "cancelled"
+    else:
+        assert created.status_code == 400
+        assert not Deployment.objects.filter(name="eval").exists()
