@@ -7,6 +7,7 @@ from deployments.models import Status
 from organizations.permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 
 from . import services
+from .filters import ClusterFilter
 from .models import Cluster
 from .serializers import ClusterDetailSerializer, ClusterSerializer
 
@@ -19,7 +20,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
 
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
-    filterset_fields = ("organization",)
+    filterset_class = ClusterFilter
     lookup_value_regex = r"\d+"
     required_roles = {"retrieve": ANY_MEMBER, "partial_update": ADMINS, "destroy": ADMINS}
 

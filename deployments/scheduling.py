@@ -197,6 +197,20 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
     )
 
 
+def plan_if_everything_fits(free: Resources, pending: Sequence[Pending]) -> Plan | None:
+    """The plan when what is free holds every pending deployment at once: start them all, in queue order.
+
+    It is what `plan` would decide, reached without knowing the running deployments at all, which spares a
+    scheduling pass on a busy cluster from reading them. None when they do not all fit.
+    """
+    needed = _total(p.demand for p in pending)
+    if not needed.fits_in(free):
+        return None
+    queue = sorted(pending, key=attrgetter("created_at", "id"))
+    queue.sort(key=attrgetter("priority"), reverse=True)
+    return Plan(starts=tuple(p.id for p in queue), preemptions=(), free=free - needed)
+
+
 _UNITS = (("cpu", "{} CPU"), ("ram", "RAM {} GB"), ("gpu", "{} GPU"))
 
 

@@ -26,7 +26,7 @@ from hypervisor_mlops.exceptions import Conflict
 
 from . import tasks
 from .models import Deployment, DeploymentEvent, EventKind, Status
-from .scheduling import Pending, Plan, Resources, Running, plan
+from .scheduling import Pending, Plan, Resources, Running, plan, plan_if_everything_fits
 
 logger = logging.getLogger(__name__)
 
@@ -207,8 +207,12 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
         cluster = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
         if cluster is None:
             return None
-        running, pending = read_queue(cluster_id=cluster.pk)
-        result = plan(cluster.capacity, running, pending)
+        pending = _read_pending(cluster.pk)
+        # The counters are exact under the row lock (reconcile proves them), so when everything waiting fits
+        # in what they leave free, the running deployments need not be read at all.
+        result = plan_if_everything_fits(cluster.available, pending)
+        if result is None:
+            result = plan(cluster.capacity, _read_running(cluster.pk), pending)
         _apply(result, pending)
         if cluster.capacity - result.free != cluster.allocated:
             _set_allocated(cluster, cluster.capacity - result.free)
@@ -251,19 +255,23 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
 
 def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:
     """The cluster's running deployments and the pending ones whose dependencies are all completed."""
-    deployments = Deployment.objects.filter(cluster_id=cluster_id)
-    fields = ("pk", "priority", "cpu_required", "ram_required", "gpu_required")
-    running = [
-        Running(pk, priority, Resources(cpu, ram, gpu), started_at)
-        for pk, priority, cpu, ram, gpu, started_at in deployments.running().values_list(*fields, "started_at")
-    ]
-    pending = [
-        Pending(pk, priority, Resources(cpu, ram, gpu), created_at)
-        for pk, priority, cpu, ram, gpu, created_at in deployments.pending()
-        .filter(~Exists(_unfinished_dependencies()))
-        .values_list(*fields, "created_at")
-    ]
-    return running, pending
+    return _read_running(cluster_id), _read_pending(cluster_id)
+
+
+RESOURCE_FIELDS = ("pk", "priority", "cpu_required", "ram_required", "gpu_required")
+
+
+def _read_running(cluster_id: int) -> list[Running]:
+    rows = Deployment.objects.filter(cluster_id=cluster_id).running().values_list(*RESOURCE_FIELDS, "started_at")
+    return [Running(pk, priority, Resources(cpu, ram, gpu), started_at)
+            for pk, priority, cpu, ram, gpu, started_at in rows]
+
+
+def _read_pending(cluster_id: int) -> list[Pending]:
+    rows = (Deployment.objects.filter(cluster_id=cluster_id).pending().filter(~Exists(_unfinished_dependencies()))
+            .values_list(*RESOURCE_FIELDS, "created_at"))
+    return [Pending(pk, priority, Resources(cpu, ram, gpu), created_at)
+            for pk, priority, cpu, ram, gpu, created_at in rows]
 
 
 def _unfinished_dependencies():

@@ -1,5 +1,5 @@
 """Deployment endpoints: submit, read, edit, the status actions and the event history."""
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
@@ -16,6 +16,12 @@ from .serializers import (
     DeploymentEventSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
+)
+
+# What a deployment's representation reads besides its row: fetched once per page (or object), not per access.
+RELATED = (
+    Prefetch("depends_on", queryset=Deployment.objects.only("id", "status")),
+    Prefetch("dependents", queryset=Deployment.objects.only("id")),
 )
 
 
@@ -45,10 +51,7 @@ class DeploymentViewSet(
         return (
             Deployment.objects.visible_to(self.request.user)
             .select_related("cluster")
-            .prefetch_related(
-                Prefetch("depends_on", queryset=Deployment.objects.only("id", "status")),
-                Prefetch("dependents", queryset=Deployment.objects.only("id")),
-            )
+            .prefetch_related(*RELATED)
             .with_queue_position()
         )
 
@@ -59,7 +62,9 @@ class DeploymentViewSet(
         cluster = serializer.validated_data["cluster"]
         if cluster.caller_role not in MANAGERS:
             raise PermissionDenied("Viewers cannot create deployments.")
-        serializer.instance = services.create_deployment(created_by=self.request.user, **serializer.validated_data)
+        deployment = services.create_deployment(created_by=self.request.user, **serializer.validated_data)
+        prefetch_related_objects([deployment], *RELATED)
+        serializer.instance = deployment
 
     def perform_update(self, serializer) -> None:
         cluster = serializer.validated_data.get("cluster")

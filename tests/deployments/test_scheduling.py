@@ -10,7 +10,7 @@ from random import Random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployments.scheduling import Pending, Plan, Resources, Running, describe_wait, plan
+from deployments.scheduling import Pending, Plan, Resources, Running, describe_wait, plan, plan_if_everything_fits
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -363,3 +363,24 @@ def test_over_committed_capacity_never_starts_or_preempts(
     result = plan(capacity, running, pending)
     if not free.is_nonnegative():
         assert result == Plan(starts=(), preemptions=(), free=free)
+
+
+def test_shortcut_declines_when_not_everything_fits() -> None:
+    assert plan_if_everything_fits(res(2), [pend(1, 0, res(1)), pend(2, 0, res("1.001"))]) is None
+
+
+def test_shortcut_starts_everything_in_queue_order() -> None:
+    pending = [pend(1, 0, res(1), created=2), pend(2, 5, res(1), created=3), pend(3, 0, res(1), created=1)]
+    assert plan_if_everything_fits(res(3, 1), pending) == Plan(starts=(2, 3, 1), preemptions=(), free=res(0, 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(any_capacity=True))
+def test_shortcut_agrees_with_the_full_plan_whenever_it_answers(
+    scenario: tuple[Resources, list[Running], list[Pending]],
+) -> None:
+    capacity, running, pending = scenario
+    free = capacity - total(r.demand for r in running)
+    shortcut = plan_if_everything_fits(free, pending)
+    if shortcut is not None and free.is_nonnegative():
+        assert shortcut == plan(capacity, running, pending)
