@@ -15,6 +15,37 @@ from hypervisor_mlops.exceptions import ServiceUnavailable
 logger = logging.getLogger(__name__)
 
 
+class WindowCounterMixin:
+    """Counts requests in fixed windows with one atomic increment per request.
+
+    DRF's throttles keep a list of timestamps per client and read and rewrite it whole on every request; at
+    the rates a polling dashboard needs (1,200 a minute) that list is the costliest part of a cheap request.
+    A window counter costs the same at any rate, at the price of allowing up to twice the rate across a
+    window boundary.
+    """
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        window = int(self.now // self.duration)
+        self.window_ends = (window + 1) * self.duration
+        key = f"{self.key}:{window}"
+        self.cache.add(key, 0, timeout=self.duration)
+        try:
+            count = self.cache.incr(key)
+        except ValueError:  # the window's key expired between add and incr: this request opens it again
+            self.cache.set(key, 1, timeout=self.duration)
+            count = 1
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return max(self.window_ends - self.now, 0)
+
+
 class FailOpenMixin:
     def allow_request(self, request, view) -> bool:
         try:
@@ -24,15 +55,15 @@ class FailOpenMixin:
             return True
 
 
-class AnonThrottle(FailOpenMixin, AnonRateThrottle):
+class AnonThrottle(FailOpenMixin, WindowCounterMixin, AnonRateThrottle):
     pass
 
 
-class UserThrottle(FailOpenMixin, UserRateThrottle):
+class UserThrottle(FailOpenMixin, WindowCounterMixin, UserRateThrottle):
     pass
 
 
-class ClientAddressRateThrottle(SimpleRateThrottle):
+class ClientAddressRateThrottle(WindowCounterMixin, SimpleRateThrottle):
     """Login and register: counts requests per client address (X-Forwarded-For only as far as NUM_PROXIES trusts it)."""
 
     scope = "auth"

@@ -151,8 +151,8 @@ class Deployment(models.Model):
         if waiting_on:
             reason = "waiting for dependencies " + ", ".join(f"#{d.pk} ({d.status})" for d in waiting_on)
         elif not self.demand.fits_in(self.cluster.capacity):
-            reason = "can never start here: " + describe_wait(self.demand, self.cluster.capacity, 0).replace(
-                " free", " in the whole cluster"
+            reason = "can never start here: " + describe_wait(
+                self.demand, self.cluster.capacity, 0, free_as="in the whole cluster"
             )
         else:
             reason = describe_wait(self.demand, self.cluster.available, getattr(self, "queue_ahead", 0))

@@ -219,11 +219,14 @@ def _amount(value: Decimal | int) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
-def describe_wait(demand: Resources, free: Resources, ahead: int) -> str:
-    """One sentence telling a user why a pending deployment waits, e.g. "needs 2 GPU, 1 free"."""
+def describe_wait(demand: Resources, free: Resources, ahead: int, *, free_as: str = "free") -> str:
+    """One sentence telling a user why a pending deployment waits, e.g. "needs 2 GPU, 1 free".
+
+    `free_as` names what `free` is when it is not what is free now (say, the cluster's whole capacity).
+    """
     short = demand.shortfall(free)
     parts = [
-        f"{unit.format(_amount(getattr(demand, name)))}, {_amount(max(getattr(free, name), 0))} free"
+        f"{unit.format(_amount(getattr(demand, name)))}, {_amount(max(getattr(free, name), 0))} {free_as}"
         for name, unit in _UNITS
         if getattr(short, name) > 0
     ]

@@ -1,5 +1,6 @@
 """Login and register are throttled per client address, with counters in the shared Redis."""
 import pytest
+import redis
 from django.core.cache import cache
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +27,19 @@ def test_password_guessing_gets_429_after_the_rate(api_client, auth_rate_3_per_m
     assert "throttled" in response.json()["detail"]
 
 
-def test_counters_live_in_redis(api_client, auth_rate_3_per_minute):
+def test_counters_live_in_redis(api_client, auth_rate_3_per_minute, settings):
     guess(api_client)
-    assert cache.get("throttle_auth_127.0.0.1") is not None
+    guess(api_client)
+    keys = redis.Redis.from_url(settings.REDIS_URL).keys("*throttle_auth_127.0.0.1:*")
+    assert len(keys) == 1
+    assert cache.get(keys[0].decode().split(":", 2)[2]) == 2
+
+
+def test_429_says_when_to_come_back(api_client, auth_rate_3_per_minute):
+    for _ in range(3):
+        guess(api_client)
+    response = guess(api_client)
+    assert 0 < int(response.headers["Retry-After"]) <= 60
 
 
 def test_spoofed_forwarded_for_does_not_reset_the_counter(api_client, auth_rate_3_per_minute):

@@ -332,3 +332,14 @@ def test_list_queries_do_not_grow_with_the_page(dev, cluster, django_assert_max_
     with django_assert_max_num_queries(8):
         response = dev.get(DEPLOYMENTS)
     assert response.json()["count"] == 30
+
+
+def test_a_deployment_the_cluster_shrank_below_says_it_can_never_start(member, dev, cluster):
+    submit(dev, cluster, gpu=1, priority=10, name="blocker")
+    big = submit(dev, cluster, gpu=2, name="big")
+    assert status(dev, big) == "pending"
+    admin = member(Role.ADMIN)
+    assert admin.patch(f"/api/v1/clusters/{cluster.pk}/", {"gpu_limit": 1}).status_code == 200
+    assert get(dev, big)["status_reason"] == "Can never start here: needs 2 GPU, 1 in the whole cluster."
+    assert admin.patch(f"/api/v1/clusters/{cluster.pk}/", {"gpu_limit": 3}).status_code == 200
+    assert status(dev, big) == "running"
