@@ -1,7 +1,9 @@
 """The reconcile pass repairs drifted counters and places work whose scheduling message never went out."""
 import logging
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from clusters.models import Cluster
@@ -65,3 +67,15 @@ def test_beat_schedules_the_reconcile_sweep(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["reconcile-clusters"]
     assert entry["task"] == tasks.reconcile_clusters_task.name
     assert entry["schedule"] == settings.RECONCILE_INTERVAL_SECONDS == 30
+
+
+def test_reconcile_command_sweeps_every_cluster_now(cluster, monkeypatch):
+    monkeypatch.setattr(services, "request_scheduling", lambda cluster_id: None)
+    stranded = services.create_deployment(cluster=cluster, created_by=UserFactory(), name="a", docker_image="i")
+    Cluster.objects.filter(pk=cluster.pk).update(cpu_allocated=2)
+    monkeypatch.undo()
+    out = StringIO()
+    call_command("reconcile", stdout=out)
+    assert out.getvalue().strip() == "Reconciled 1 clusters; repaired drift on 1."
+    assert Deployment.objects.get(pk=stranded.pk).status == Status.RUNNING
+    assert_all_invariants()
