@@ -6,10 +6,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypervisor_mlops.settings")
-    if sys.argv[1:2] == ["test"]:
-        # `test` only launches pytest in a fresh process (tests/runner.py) with the suite's own settings;
-        # this launcher process needs no real secret to get there.
-        os.environ.setdefault("SECRET_KEY", "test-launcher-only")
+    if sys.argv[1:2] in (["test"], ["makemigrations"]):
+        # These sign nothing: `test` only launches pytest in a fresh process with the suite's own settings
+        # (tests/runner.py), and migrations are written from the models alone. Serving still needs a real key.
+        os.environ.setdefault("SECRET_KEY", "signs-nothing")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
