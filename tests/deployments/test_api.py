@@ -20,11 +20,6 @@ def cluster(organization):
     return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
 
 
-@pytest.fixture
-def dev(member):
-    return member(Role.DEVELOPER)
-
-
 def submit(client, cluster, name="job", priority=0, cpu="1", ram="1", gpu=0, **extra):
     response = client.post(DEPLOYMENTS, {"name": name, "cluster": cluster.pk, "docker_image": "registry/img:1",
                                          "priority": priority, "cpu_required": cpu, "ram_required": ram,

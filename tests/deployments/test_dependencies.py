@@ -17,11 +17,6 @@ def cluster(organization):
     return ClusterFactory(organization=organization, cpu_limit="8", ram_limit="32", gpu_limit=2)
 
 
-@pytest.fixture
-def dev(member):
-    return member(Role.DEVELOPER)
-
-
 def test_a_chain_runs_in_order(dev, cluster):
     train = submit(dev, cluster, name="train")
     evaluate = submit(dev, cluster, name="evaluate", depends_on=[train])
