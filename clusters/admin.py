@@ -9,8 +9,19 @@ def _utilization(allocated, limit) -> str:
     return f"{allocated}/{limit}{percent}"
 
 
+class SaveChangedFieldsOnly:
+    """Admin saves write only what the form changed: a full save would put back the status and allocations
+    read when the form was opened, over whatever the scheduler has done since."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            obj.save(update_fields=form.changed_data)
+        else:
+            super().save_model(request, obj, form, change)
+
+
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_display = ("name", "organization", "cpu_utilization", "ram_utilization", "gpu_utilization", "created_at")
     list_filter = ("organization",)
     list_select_related = ("organization",)

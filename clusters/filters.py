@@ -1,10 +1,14 @@
 """Query-string filters for the cluster list (declared once, not rebuilt per request)."""
 import django_filters
 
+from organizations.filters import WholeNumberFilter
+
 from .models import Cluster
 
 
 class ClusterFilter(django_filters.FilterSet):
+    organization = WholeNumberFilter(field_name="organization_id")
+
     class Meta:
         model = Cluster
         fields = ("organization",)

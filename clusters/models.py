@@ -5,6 +5,7 @@ from deployments.scheduling import Resources
 from organizations.models import TenantQuerySet
 
 RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}
+DUPLICATE_NAME = "A cluster with this name already exists in this organization."
 
 
 class ClusterQuerySet(TenantQuerySet):
@@ -36,7 +37,7 @@ class Cluster(models.Model):
             models.UniqueConstraint(
                 fields=("organization", "name"),
                 name="%(app_label)s_%(class)s_organization_name_unique",
-                violation_error_message="A cluster with this name already exists in this organization.",
+                violation_error_message=DUPLICATE_NAME,
             ),
             models.CheckConstraint(
                 condition=models.Q(cpu_limit__gte=0, ram_limit__gte=0, gpu_limit__gte=0),

@@ -4,9 +4,7 @@ from rest_framework import serializers
 
 from organizations.models import Organization
 
-from .models import RESOURCE_DECIMAL, Cluster
-
-DUPLICATE_NAME = "A cluster with this name already exists in this organization."
+from .models import DUPLICATE_NAME, RESOURCE_DECIMAL, Cluster
 
 
 def resource_field(**kwargs) -> serializers.DecimalField:

@@ -1,11 +1,12 @@
 """State changes of clusters that touch what the scheduler has promised: resizing and deletion."""
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from rest_framework.exceptions import ValidationError
 
 from deployments.models import Deployment
 from deployments.services import request_scheduling
 from hypervisor_mlops.exceptions import Conflict
 
-from .models import Cluster
+from .models import DUPLICATE_NAME, Cluster
 
 LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu_limit": "gpu_allocated"}
 
@@ -26,7 +27,14 @@ def update_cluster(*, cluster_id: int, **changes) -> Cluster:
                 )
         for field, value in changes.items():
             setattr(cluster, field, value)
-        cluster.save(update_fields=list(changes))
+        # Checked again on the locked row: the serializer saw it before a concurrent change committed.
+        if not (cluster.cpu_limit > 0 or cluster.ram_limit > 0 or cluster.gpu_limit > 0):
+            raise ValidationError("A cluster needs a capacity above zero for at least one resource.")
+        try:
+            with transaction.atomic():
+                cluster.save(update_fields=list(changes))
+        except IntegrityError as exc:
+            raise ValidationError({"name": [DUPLICATE_NAME]}) from exc
         if any(field in LIMIT_FIELDS for field in changes):
             request_scheduling(cluster.pk)
     return cluster

@@ -1,6 +1,8 @@
 """Admin for deployments: filters for operators, and actions to cancel or reschedule."""
 from django.contrib import admin, messages
 
+from clusters.admin import SaveChangedFieldsOnly
+
 from . import services
 from .models import Deployment, DeploymentEvent, Status
 
@@ -17,7 +19,7 @@ class DeploymentEventInline(admin.TabularInline):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_display = ("id", "name", "cluster", "status", "priority", "cpu_required", "ram_required", "gpu_required",
                     "preemption_count", "created_at")
     list_filter = ("status", "cluster", "cluster__organization", "priority")
@@ -25,7 +27,6 @@ class DeploymentAdmin(admin.ModelAdmin):
     search_fields = ("name", "docker_image")
     readonly_fields = ("status", "status_message", "preemption_count", "created_by", "created_at", "started_at",
                        "finished_at")
-    raw_id_fields = ("depends_on",)
     inlines = (DeploymentEventInline,)
     actions = ("cancel", "reschedule")
 
@@ -34,7 +35,8 @@ class DeploymentAdmin(admin.ModelAdmin):
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        return (*self.readonly_fields, "cluster", "cpu_required", "ram_required", "gpu_required")
+        return (*self.readonly_fields, "cluster", "priority", "cpu_required", "ram_required", "gpu_required",
+                "depends_on")
 
     @admin.action(description="Cancel the selected deployments")
     def cancel(self, request, queryset) -> None:

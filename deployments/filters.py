@@ -1,6 +1,8 @@
 """Query-string filters for the deployment list."""
 import django_filters
 
+from organizations.filters import WholeNumberFilter
+
 from .models import Deployment, Status
 
 
@@ -8,7 +10,9 @@ class DeploymentFilter(django_filters.FilterSet):
     # Each deployment joins exactly one membership row of the caller, so there is nothing to de-duplicate;
     # DISTINCT would make PostgreSQL compute every row's queue position before paginating.
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, distinct=False)
-    organization = django_filters.NumberFilter(field_name="cluster__organization")
+    cluster = WholeNumberFilter(field_name="cluster_id")
+    organization = WholeNumberFilter(field_name="cluster__organization_id")
+    priority = WholeNumberFilter()
 
     class Meta:
         model = Deployment

@@ -130,10 +130,6 @@ class Deployment(models.Model):
     def demand(self) -> Resources:
         return Resources(self.cpu_required, self.ram_required, self.gpu_required)
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATUSES
-
     def can_become(self, status: str) -> bool:
         return self.status in self.ALLOWED_SOURCES[status]
 
@@ -168,7 +164,6 @@ class EventKind(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
-    RECONCILED = "reconciled", "Reconciled"
 
 
 class DeploymentEvent(models.Model):

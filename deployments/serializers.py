@@ -88,6 +88,12 @@ class DeploymentUpdateSerializer(DeploymentSerializer):
     cluster = VisibleClusterField(required=False)
     depends_on = DeploymentIdsField(read_only=True)
 
+    def validate_cluster(self, cluster: Cluster) -> Cluster:
+        # Dependencies stay within one organization; so do the deployments they join.
+        if cluster.organization_id != self.instance.cluster.organization_id:
+            raise serializers.ValidationError("A deployment cannot move to another organization's cluster.")
+        return cluster
+
 
 class DeploymentEventSerializer(serializers.ModelSerializer):
     class Meta:

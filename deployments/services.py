@@ -63,10 +63,8 @@ def finish_deployment(*, deployment_id: int, status: Status, actor: User | None)
     Completing one lets dependents whose dependencies are now all complete start, on whichever cluster they
     are; failing or cancelling one cancels everything that depends on it, directly or transitively.
     """
-    cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
-        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
-        deployment = Deployment.objects.select_for_update(no_key=True).get(pk=deployment_id)
+        cluster, deployment = _lock_with_cluster(deployment_id)
         if not deployment.can_become(status):
             raise Conflict(f"A {deployment.status} deployment cannot be {FINISH_VERBS[status]}.")
         was_running = deployment.status == Status.RUNNING
@@ -92,10 +90,9 @@ PLACEMENT_FIELDS = ("cluster", "cpu_required", "ram_required", "gpu_required")
 
 def update_deployment(*, deployment_id: int, **changes) -> Deployment:
     """Edit a deployment. Its cluster and resource request are fixed once it has been scheduled (409)."""
-    cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
     with transaction.atomic():
-        Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
-        deployment = Deployment.objects.select_for_update(no_key=True).get(pk=deployment_id)
+        cluster, deployment = _lock_with_cluster(deployment_id)
+        cluster_id = cluster.pk
         moved = [f for f in PLACEMENT_FIELDS if f in changes and changes[f] != getattr(deployment, f)]
         if moved and (deployment.status != Status.PENDING or deployment.started_at or deployment.preemption_count):
             raise Conflict(f"{', '.join(moved)} cannot change once a deployment has been scheduled.")
@@ -128,8 +125,15 @@ def _dependents_of(ids: Iterable[int]):
 
 
 def _release_dependents(completed: Deployment) -> None:
-    """Dependents whose last dependency just completed: say so, and schedule their clusters."""
-    ready = list(_dependents_of([completed.pk]).filter(~Exists(_unfinished_dependencies()))
+    """Dependents whose last dependency just completed: say so, and schedule their clusters.
+
+    Their rows are locked before readiness is checked, in a statement of its own: when two dependencies
+    complete at the same moment on different clusters, the second transaction waits for the first and then
+    sees both completions, so one of them always releases the dependent.
+    """
+    waiting = list(_dependents_of([completed.pk]).order_by("pk").select_for_update(no_key=True)
+                   .values_list("pk", flat=True))
+    ready = list(Deployment.objects.filter(pk__in=waiting).filter(~Exists(_unfinished_dependencies()))
                  .values_list("pk", "cluster_id"))
     message = f"All dependencies completed (the last was #{completed.pk} '{completed.name}')."
     DeploymentEvent.objects.bulk_create(
@@ -157,6 +161,22 @@ def _cancel_dependents(root: Deployment) -> None:
         DeploymentEvent.objects.bulk_create(
             DeploymentEvent(deployment_id=pk, kind=EventKind.CANCELLED, message=message) for pk in frontier
         )
+
+
+def _lock_with_cluster(deployment_id: int) -> tuple[Cluster, Deployment]:
+    """Lock a deployment's cluster, then the deployment, in the policy's order.
+
+    The cluster is known only by reading the deployment first; if the deployment moved to another cluster
+    before its row was locked, the lock taken is the wrong one, so let it go and take the right one.
+    """
+    while True:
+        cluster_id = Deployment.objects.values_list("cluster_id", flat=True).get(pk=deployment_id)
+        with transaction.atomic():
+            cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+            deployment = Deployment.objects.select_for_update(no_key=True).get(pk=deployment_id)
+            if deployment.cluster_id == cluster_id:
+                return cluster, deployment
+            transaction.set_rollback(True)
 
 
 def request_scheduling(cluster_id: int) -> None:
@@ -254,7 +274,10 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
 
 
 def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:
-    """The cluster's running deployments and the pending ones whose dependencies are all completed."""
+    """The cluster's running deployments and the pending ones whose dependencies are all completed.
+
+    What a full pass plans from; the invariant checks replay `plan` on it to prove a cluster is settled.
+    """
     return _read_running(cluster_id), _read_pending(cluster_id)
 
 
@@ -285,7 +308,9 @@ def _apply(result: Plan, pending: list[Pending]) -> None:
     events = [DeploymentEvent(deployment_id=pk, kind=EventKind.SCHEDULED, message="Started.", at=now)
               for pk in result.starts]
     if result.starts:
-        Deployment.objects.filter(pk__in=result.starts).update(status=Status.RUNNING, started_at=now, status_message="")
+        Deployment.objects.filter(pk__in=result.starts, status=Status.PENDING).update(
+            status=Status.RUNNING, started_at=now, status_message=""
+        )
     if result.preemptions:
         victims_by_preemptor = defaultdict(list)
         for victim, preemptor in result.preemptions:

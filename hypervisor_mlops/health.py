@@ -29,7 +29,7 @@ def _broker_ok() -> bool:
     try:
         with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=0, timeout=PROBE_TIMEOUT_SECONDS)
-            conn.default_channel
+            conn.default_channel  # opening a channel is what proves the broker answers, not the socket alone
     except (BrokerError, OSError, RedisError):
         return False
     return True

@@ -7,7 +7,7 @@ may perform it (403 for the rest).
 """
 from rest_framework.permissions import IsAuthenticated
 
-from .models import Membership, Role
+from .models import Role
 
 ANY_MEMBER = frozenset(Role.values)
 MANAGERS = frozenset({Role.ADMIN, Role.DEVELOPER})
@@ -22,9 +22,3 @@ class HasOrganizationRole(IsAuthenticated):
     def has_object_permission(self, request, view, obj) -> bool:
         return obj.caller_role in view.required_roles[view.action]
 
-
-def role_of(user, organization_id: int) -> str | None:
-    """The user's role in the organization, or None for an outsider."""
-    return (
-        Membership.objects.filter(user=user, organization_id=organization_id).values_list("role", flat=True).first()
-    )

@@ -120,7 +120,10 @@ def test_other_tenants_clusters_are_404_everywhere(organization):
         assert response.status_code == 404
         assert cluster.name not in response.content.decode()
     assert outsider.get(CLUSTERS).json()["count"] == 0
-    assert outsider.get(CLUSTERS, {"organization": organization.pk}).json()["count"] == 0
+    theirs = outsider.get(CLUSTERS, {"organization": organization.pk})
+    nobodys = outsider.get(CLUSTERS, {"organization": 999999})
+    assert theirs.status_code == nobodys.status_code == 200
+    assert theirs.json() == nobodys.json() == {"count": 0, "next": None, "previous": None, "results": []}
     assert Cluster.objects.filter(pk=cluster.pk, name=cluster.name).exists()
 
 

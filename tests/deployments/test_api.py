@@ -8,7 +8,7 @@ from clusters.models import Cluster
 from deployments.models import Deployment
 from organizations.models import Role
 from tests.conftest import client_for
-from tests.factories import ClusterFactory, UserFactory
+from tests.factories import ClusterFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -296,7 +296,10 @@ def test_other_tenants_deployments_are_invisible(dev, cluster):
                          ("post", f"{DEPLOYMENTS}{pk}/cancel/"), ("patch", f"{DEPLOYMENTS}{pk}/")]:
         assert getattr(outsider, method)(path).status_code == 404
     assert outsider.get(DEPLOYMENTS).json()["count"] == 0
-    assert outsider.get(DEPLOYMENTS, {"cluster": cluster.pk}).json()["count"] == 0
+    for params in ({"cluster": cluster.pk}, {"organization": cluster.organization_id}):
+        theirs, nobodys = outsider.get(DEPLOYMENTS, params), outsider.get(DEPLOYMENTS, dict.fromkeys(params, 999999))
+        assert theirs.status_code == nobodys.status_code == 200
+        assert theirs.json() == nobodys.json() == {"count": 0, "next": None, "previous": None, "results": []}
     response = outsider.post(DEPLOYMENTS, {"name": "x", "cluster": cluster.pk, "docker_image": "i"})
     assert response.status_code == 400 and "does not exist" in response.json()["cluster"][0]
     assert status(dev, pk) == "running"
@@ -319,6 +322,7 @@ def test_list_filters_by_status_cluster_organization_and_priority(dev, cluster, 
     assert ids(organization=organization.pk) == sorted([running, waiting, elsewhere])
     assert ids(priority=3) == [running]
     assert dev.get(DEPLOYMENTS, {"status": "bogus"}).status_code == 400
+    assert dev.get(DEPLOYMENTS, {"priority": "1.5"}).status_code == 400
 
 
 def test_list_queries_do_not_grow_with_the_page(dev, cluster, django_assert_max_num_queries):
@@ -338,3 +342,24 @@ def test_a_deployment_the_cluster_shrank_below_says_it_can_never_start(member, d
     assert get(dev, big)["status_reason"] == "Can never start here: needs 2 GPU, 1 in the whole cluster."
     assert admin.patch(f"/api/v1/clusters/{cluster.pk}/", {"gpu_limit": 3}).status_code == 200
     assert status(dev, big) == "running"
+
+
+def test_a_never_scheduled_deployment_can_move_within_its_organization_and_then_runs(dev, cluster, organization):
+    submit(dev, cluster, gpu=2)
+    waiting = submit(dev, cluster, gpu=2)
+    roomy = ClusterFactory(organization=organization, gpu_limit=2)
+    response = dev.patch(f"{DEPLOYMENTS}{waiting}/", {"cluster": roomy.pk})
+    assert response.status_code == 200
+    assert get(dev, waiting)["cluster"] == roomy.pk and status(dev, waiting) == "running"
+    assert available(dev, cluster) == ("3.000", "15.000", 0)
+
+
+def test_a_deployment_cannot_move_to_another_organizations_cluster(dev, cluster):
+    submit(dev, cluster, gpu=2)
+    waiting = submit(dev, cluster, gpu=2)
+    elsewhere = ClusterFactory()
+    MembershipFactory(organization=elsewhere.organization, user=dev.user, role=Role.ADMIN)
+    response = dev.patch(f"{DEPLOYMENTS}{waiting}/", {"cluster": elsewhere.pk})
+    assert response.status_code == 400
+    assert response.json() == {"cluster": ["A deployment cannot move to another organization's cluster."]}
+    assert get(dev, waiting)["cluster"] == cluster.pk

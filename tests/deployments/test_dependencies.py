@@ -130,3 +130,20 @@ def test_a_dependent_created_while_its_dependency_fails_is_never_left_waiting(de
     else:
         assert created.status_code == 400
         assert not Deployment.objects.filter(name="eval").exists()
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_both_branches_completing_at_once_on_two_clusters_still_release_the_join(dev, cluster, organization, attempt):
+    other = ClusterFactory(organization=organization)
+    left, right = submit(dev, cluster, name="left"), submit(dev, other, name="right")
+    join = submit(dev, cluster, name="join", depends_on=[left, right])
+    barrier = threading.Barrier(2)
+
+    def complete(seed):
+        barrier.wait()
+        assert action(dev, (left, right)[seed], "complete").status_code == 200
+
+    join_clients(start_clients(complete, range(2)), timeout=30)
+    assert status(dev, join) == "running"
+    kinds = [e["kind"] for e in dev.get(f"{DEPLOYMENTS}{join}/events/").json()["results"]]
+    assert kinds == ["queued", "dependencies_resolved", "scheduled"]

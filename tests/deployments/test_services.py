@@ -40,7 +40,6 @@ def test_a_pass_issues_the_same_number_of_queries_for_ten_or_a_thousand_starts()
 def test_a_pass_preempting_many_victims_for_many_preemptors_stays_constant_too():
     few, many = ClusterFactory(cpu_limit="1000", gpu_limit=4), ClusterFactory(cpu_limit="1000", gpu_limit=400)
     for cluster, count in ((few, 4), (many, 400)):
-        Deployment.objects.filter(cluster=cluster).delete()
         bulk_deployments(cluster, count, status=Status.RUNNING, priority=0, gpu=1, cpu="0")
         cluster.gpu_allocated = count
         cluster.save()

@@ -1,10 +1,12 @@
 """The Django admin as operators use it: utilization, filters, search, and the deployment actions."""
 import pytest
+from django.contrib.admin import site
 from django.test import Client
 
 from accounts.models import User
 from clusters.models import Cluster
 from deployments import services
+from deployments.admin import DeploymentAdmin
 from deployments.models import Deployment, Status
 from organizations.models import Role
 from tests.factories import ClusterFactory, MembershipFactory, UserFactory
@@ -77,3 +79,18 @@ def test_organizations_are_searchable_by_invite_code_with_members_inline(operato
 def test_user_admin_searches_by_email(operator):
     user = UserFactory(email="findme@example.com")
     assert user.username in operator.get("/admin/accounts/user/?q=findme").content.decode()
+
+
+def test_saving_a_change_form_does_not_put_back_a_stale_status(cluster, rf):
+    deployment = deploy(cluster, cpu_required=1)
+    model_admin = DeploymentAdmin(Deployment, site)
+    request = rf.post("/")
+    request.user = User.objects.create_superuser(username="op", email="op@example.com", password="x")
+    opened = Deployment.objects.get(pk=deployment.pk)  # the operator opens the form: running
+    Deployment.objects.filter(pk=deployment.pk).update(status=Status.COMPLETED)  # the world moves on
+    form = model_admin.get_form(request, opened, change=True)({"name": "renamed", "docker_image": "img"},
+                                                            instance=opened)
+    assert form.is_valid(), form.errors
+    model_admin.save_model(request, form.save(commit=False), form, change=True)
+    saved = Deployment.objects.get(pk=deployment.pk)
+    assert (saved.name, saved.status) == ("renamed", Status.COMPLETED)
