@@ -8,43 +8,15 @@ from clusters.models import Cluster
 from deployments.models import Deployment
 from organizations.models import Role
 from tests.conftest import client_for
+from tests.deployments.api import DEPLOYMENTS, action, available, get, status, submit
 from tests.factories import ClusterFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-DEPLOYMENTS = "/api/v1/deployments/"
 
 
 @pytest.fixture
 def cluster(organization):
     return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
-
-
-def submit(client, cluster, name="job", priority=0, cpu="1", ram="1", gpu=0, **extra):
-    response = client.post(DEPLOYMENTS, {"name": name, "cluster": cluster.pk, "docker_image": "registry/img:1",
-                                         "priority": priority, "cpu_required": cpu, "ram_required": ram,
-                                         "gpu_required": gpu, **extra})
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def get(client, pk) -> dict:
-    response = client.get(f"{DEPLOYMENTS}{pk}/")
-    assert response.status_code == 200
-    return response.json()
-
-
-def status(client, pk) -> str:
-    return get(client, pk)["status"]
-
-
-def available(client, cluster) -> tuple:
-    body = client.get(f"/api/v1/clusters/{cluster.pk}/").json()
-    return body["cpu_available"], body["ram_available"], body["gpu_available"]
-
-
-def action(client, pk, name):
-    return client.post(f"{DEPLOYMENTS}{pk}/{name}/")
 
 
 def test_created_deployment_answers_pending_then_runs_when_it_fits(dev, cluster):

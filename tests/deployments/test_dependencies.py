@@ -5,7 +5,7 @@ import pytest
 
 from deployments.models import Deployment
 from organizations.models import Role
-from tests.deployments.test_api import DEPLOYMENTS, action, get, status, submit
+from tests.deployments.api import DEPLOYMENTS, action, get, status, submit
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 from tests.threads import join_clients, start_clients
 
