@@ -1,6 +1,8 @@
 """Admin for clusters, with utilization per resource in the list."""
 from django.contrib import admin
 
+from agents.admin import AgentInline
+
 from .models import Cluster
 
 
@@ -27,6 +29,7 @@ class ClusterAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_select_related = ("organization",)
     search_fields = ("name", "organization__name")
     readonly_fields = ("cpu_allocated", "ram_allocated", "gpu_allocated", "created_at")
+    inlines = (AgentInline,)
 
     def get_readonly_fields(self, request, obj=None):
         # Resizing goes through the API, which refuses to shrink below what running deployments hold.

@@ -1,10 +1,14 @@
 """Admin for deployments: filters for operators, and actions to cancel or reschedule."""
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from clusters.admin import SaveChangedFieldsOnly
 
 from . import services
-from .models import Deployment, DeploymentEvent, Status
+from .logs import last_lines
+from .models import Deployment, DeploymentEvent, DeploymentLog, Status
+
+ADMIN_LOG_LINES = 50
 
 
 class DeploymentEventInline(admin.TabularInline):
@@ -26,7 +30,7 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_select_related = ("cluster",)
     search_fields = ("name", "docker_image")
     readonly_fields = ("status", "status_message", "preemption_count", "created_by", "created_at", "started_at",
-                       "finished_at")
+                       "finished_at", "exit_code", "runtime", "last_log_lines")
     inlines = (DeploymentEventInline,)
     actions = ("cancel", "reschedule")
 
@@ -36,7 +40,21 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "cluster", "priority", "cpu_required", "ram_required", "gpu_required",
-                "depends_on")
+                "depends_on", "command", "env", "stop_grace_seconds")
+
+    @admin.display(description="Runtime")
+    def runtime(self, deployment: Deployment) -> str:
+        latest = deployment.attempts.order_by("-number").first()
+        if latest is None:
+            return "No container (ledger-only, or not started yet)."
+        code = "" if latest.exit_code is None else f", exit code {latest.exit_code}"
+        return (f"Attempt {latest.number}: {latest.state}{code}; container {latest.container[:12] or '-'}"
+                f" on agent #{latest.agent_id}, updated {latest.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+
+    @admin.display(description=f"Last {ADMIN_LOG_LINES} log lines")
+    def last_log_lines(self, deployment: Deployment) -> str:
+        text = DeploymentLog.objects.filter(deployment=deployment).values_list("text", flat=True).first()
+        return format_html("<pre>{}</pre>", "\n".join(last_lines(text, ADMIN_LOG_LINES)[0])) if text else ""
 
     @admin.action(description="Cancel the selected deployments")
     def cancel(self, request, queryset) -> None:

@@ -52,6 +52,9 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+MAX_STOP_GRACE_SECONDS = 3600
+
+
 class Deployment(models.Model):
     """A docker image asking for resources on one cluster; the scheduler decides when it runs."""
 
@@ -87,6 +90,14 @@ class Deployment(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the container runs, on a cluster driven by an agent.
+    command = models.JSONField(null=True, blank=True, default=None)
+    env = models.JSONField(default=dict, blank=True)
+    stop_grace_seconds = models.PositiveIntegerField(default=30)
+    exit_code = models.IntegerField(null=True, blank=True, editable=False)
+    # The number of its current run attempt (0: never started by an agent): each start on an agent's host
+    # is a new attempt, and only the current one's container may live.
+    attempt = models.PositiveIntegerField(default=0, editable=False)
 
     objects = DeploymentQuerySet.as_manager()
 
@@ -115,6 +126,11 @@ class Deployment(models.Model):
                 condition=models.Q(status__in=Status.values),
                 name="%(app_label)s_%(class)s_status_valid",
                 violation_error_message="Unknown status.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(stop_grace_seconds__lte=MAX_STOP_GRACE_SECONDS),
+                name="%(app_label)s_%(class)s_stop_grace_bounded",
+                violation_error_message=f"stop_grace_seconds is at most {MAX_STOP_GRACE_SECONDS}.",
             ),
             models.CheckConstraint(
                 condition=~models.Q(status=Status.RUNNING) | models.Q(started_at__isnull=False),
@@ -158,6 +174,8 @@ class Deployment(models.Model):
 class EventKind(models.TextChoices):
     QUEUED = "queued", "Queued"
     SCHEDULED = "scheduled", "Scheduled"
+    STARTED = "started", "Started"
+    STOPPED = "stopped", "Stopped"
     PREEMPTED = "preempted", "Preempted"
     REQUEUED = "requeued", "Requeued"
     DEPENDENCIES_RESOLVED = "dependencies_resolved", "Dependencies resolved"
@@ -188,3 +206,62 @@ class DeploymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.deployment_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AttemptState(models.TextChoices):
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    STOPPING = "stopping", "Stopping"
+    STOPPED = "stopped", "Stopped"
+    EXITED = "exited", "Exited"
+
+
+OPEN_ATTEMPT_STATES = (AttemptState.STARTING, AttemptState.RUNNING, AttemptState.STOPPING)
+
+
+class RunAttempt(models.Model):
+    """One start of a deployment on its agent's host: at most one container, in the state last reported.
+
+    `starting` until the agent reports the container running, `stopping` once the deployment no longer holds
+    resources while its container may live, then `stopped` when it is gone, or `exited` when the container
+    ended by itself (its exit finished the deployment).
+    """
+
+    State = AttemptState
+    # Whose container may still live: the agent acts on these, and the sync reads exactly them.
+    OPEN_STATES = OPEN_ATTEMPT_STATES
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="attempts")
+    container = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=16, choices=AttemptState.choices, default=AttemptState.STARTING)
+    exit_code = models.IntegerField(null=True, blank=True)
+    # Raw bytes of its output received so far: a chunk sent again, or late, adds nothing.
+    log_bytes = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("deployment", "number")
+        indexes = [
+            models.Index(fields=("agent",), condition=models.Q(state__in=OPEN_ATTEMPT_STATES),
+                         name="deployments_open_attempts_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=("deployment", "number"), name="%(app_label)s_%(class)s_number_unique",
+                                    violation_error_message="A deployment's attempts are numbered once each."),
+            models.CheckConstraint(condition=models.Q(state__in=AttemptState.values),
+                                   name="%(app_label)s_%(class)s_state_valid", violation_error_message="Unknown state."),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.deployment_id} attempt {self.number} ({self.state})"
+
+
+class DeploymentLog(models.Model):
+    """The tail of what a deployment's containers wrote, cleaned to text, bounded in size."""
+
+    deployment = models.OneToOneField(Deployment, on_delete=models.CASCADE, primary_key=True, related_name="log")
+    text = models.TextField(blank=True)
+    # Older output was dropped to keep the size bounded.
+    truncated = models.BooleanField(default=False)

@@ -1,13 +1,16 @@
 """Serializers for deployments and their events."""
+import re
 from collections import Counter
 
+from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from organizations.serializers import PageSerializer
 
-from .models import Deployment, DeploymentEvent
+from .logs import MAX_TAIL
+from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
 from .scheduling import Resources
 
 INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
@@ -30,6 +33,41 @@ class DeploymentIdsField(serializers.ListField):
         return [d.pk for d in related.all()]
 
 
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Generous bounds that keep a container's configuration a sane size for the database and the runtime.
+MAX_ARGS, MAX_ARG_CHARS, MAX_ENV, MAX_ENV_VALUE_CHARS = 1000, 65_536, 1000, 65_536
+
+
+def _no_nul(value: str) -> str:
+    # Neither the runtime nor PostgreSQL's JSON can carry a NUL character.
+    if "\x00" in value:
+        raise serializers.ValidationError("NUL characters are not allowed.")
+    return value
+
+
+class ContainerStringField(serializers.CharField):
+    """A string exactly as given: numbers are not strings here, since `1` and `"1"` are different argv."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_blank=True, trim_whitespace=False, validators=[_no_nul], **kwargs)
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RuntimeSerializer(serializers.Serializer):
+    """The container of the deployment's latest run attempt, as its agent last reported it."""
+
+    agent = serializers.IntegerField(source="agent_id")
+    container = serializers.CharField(allow_blank=True, help_text="Empty until the agent has created it.")
+    state = serializers.ChoiceField(choices=AttemptState.choices)
+    attempt = serializers.IntegerField(source="number")
+    exit_code = serializers.IntegerField(allow_null=True)
+    updated_at = serializers.DateTimeField()
+
+
 class DeploymentSerializer(serializers.ModelSerializer):
     cluster = VisibleClusterField()
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
@@ -40,15 +78,42 @@ class DeploymentSerializer(serializers.ModelSerializer):
     depends_on = DeploymentIdsField(required=False, max_length=1000)
     dependents = DeploymentIdsField(read_only=True)
     status_reason = serializers.CharField(read_only=True)
+    command = serializers.ListField(child=ContainerStringField(max_length=MAX_ARG_CHARS), allow_null=True,
+                                    required=False, max_length=MAX_ARGS,
+                                    help_text="Arguments to run instead of the image's command; null for the image's.")
+    env = serializers.DictField(child=ContainerStringField(max_length=MAX_ENV_VALUE_CHARS), required=False,
+                                help_text="Environment variables of the container.")
+    stop_grace_seconds = serializers.IntegerField(min_value=0, max_value=MAX_STOP_GRACE_SECONDS, required=False,
+                                                  help_text="Seconds between SIGTERM and SIGKILL when it is stopped.")
+    runtime = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = (
             "id", "name", "organization", "cluster", "docker_image", "priority",
             "cpu_required", "ram_required", "gpu_required", "depends_on", "dependents",
-            "status", "status_reason", "preemption_count", "created_by", "created_at", "started_at", "finished_at",
+            "command", "env", "stop_grace_seconds",
+            "status", "status_reason", "exit_code", "runtime", "preemption_count", "created_by", "created_at",
+            "started_at", "finished_at",
         )
-        read_only_fields = ("status", "preemption_count", "created_by", "created_at", "started_at", "finished_at")
+        read_only_fields = ("status", "exit_code", "preemption_count", "created_by", "created_at", "started_at",
+                            "finished_at")
+
+    @swagger_serializer_method(serializer_or_field=RuntimeSerializer(allow_null=True))
+    def get_runtime(self, deployment: Deployment) -> dict | None:
+        # The view prefetches the attempts newest first; none means a ledger-only run, or no start yet.
+        latest = next(iter(deployment.attempts.all()), None)
+        return RuntimeSerializer(latest).data if latest else None
+
+    def validate_env(self, env: dict) -> dict:
+        if len(env) > MAX_ENV:
+            raise serializers.ValidationError(f"At most {MAX_ENV} variables.")
+        bad = sorted(name for name in env if not re.match(ENV_NAME, name))
+        if bad:
+            raise serializers.ValidationError(
+                f"Variable names are letters, digits and underscores, not starting with a digit: {', '.join(repr(n[:50]) for n in bad[:5])}."
+            )
+        return env
 
     def validate(self, attrs: dict) -> dict:
         cluster = attrs.get("cluster") or self.instance.cluster
@@ -93,6 +158,16 @@ class DeploymentUpdateSerializer(DeploymentSerializer):
         if cluster.organization_id != self.instance.cluster.organization_id:
             raise serializers.ValidationError("A deployment cannot move to another organization's cluster.")
         return cluster
+
+
+class LogQuerySerializer(serializers.Serializer):
+    tail = serializers.IntegerField(min_value=0, max_value=MAX_TAIL, default=100,
+                                    help_text=f"How many of the last lines (at most {MAX_TAIL}).")
+
+
+class DeploymentLogSerializer(serializers.Serializer):
+    lines = serializers.ListField(child=serializers.CharField(), help_text="Oldest first.")
+    truncated = serializers.BooleanField(help_text="Earlier output exists that is not in `lines`.")
 
 
 class DeploymentEventSerializer(serializers.ModelSerializer):

@@ -9,9 +9,11 @@ is enqueued only after commit, so a worker always sees what the API wrote.
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, Value, When
@@ -21,11 +23,14 @@ from redis.exceptions import RedisError
 from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
+from agents.models import Agent
 from clusters.models import Cluster
 from hypervisor_mlops.exceptions import Conflict
 
 from . import tasks
-from .models import Deployment, DeploymentEvent, EventKind, Status
+from .execution import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
+from .logs import bounded, clean_output
+from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
 from .scheduling import Pending, Plan, Resources, Running, plan, plan_if_everything_fits
 
 logger = logging.getLogger(__name__)
@@ -61,28 +66,36 @@ def finish_deployment(*, deployment_id: int, status: Status, actor: User | None)
     """Complete, fail or cancel a deployment, freeing what it held; 409 when the transition does not apply.
 
     Completing one lets dependents whose dependencies are now all complete start, on whichever cluster they
-    are; failing or cancelling one cancels everything that depends on it, directly or transitively.
+    are; failing or cancelling one cancels everything that depends on it, directly or transitively. On a
+    cluster with an agent, its container is stopped.
     """
     with transaction.atomic():
         cluster, deployment = _lock_with_cluster(deployment_id)
         if not deployment.can_become(status):
             raise Conflict(f"A {deployment.status} deployment cannot be {FINISH_VERBS[status]}.")
-        was_running = deployment.status == Status.RUNNING
         by = f" by {actor.username}" if actor else ""
-        message = f"{FINISH_VERBS[status].capitalize()}{by}."
-        deployment.status = status
-        deployment.status_message = message
-        deployment.finished_at = timezone.now()
-        deployment.save(update_fields=["status", "status_message", "finished_at"])
-        DeploymentEvent.objects.create(deployment=deployment, kind=FINISH_EVENTS[status], message=message)
-        if was_running:
-            _set_allocated(cluster, cluster.allocated - deployment.demand)
-            request_scheduling(cluster.pk)
-        if status == Status.COMPLETED:
-            _release_dependents(deployment)
-        else:
-            _cancel_dependents(deployment)
+        _finish_locked(cluster, deployment, status, f"{FINISH_VERBS[status].capitalize()}{by}.")
     return deployment
+
+
+def _finish_locked(cluster: Cluster, deployment: Deployment, status: Status, message: str,
+                   exit_code: int | None = None) -> None:
+    """The finish itself, with the cluster and the deployment already locked and the transition checked."""
+    was_running = deployment.status == Status.RUNNING
+    deployment.status = status
+    deployment.status_message = message
+    deployment.finished_at = timezone.now()
+    deployment.exit_code = exit_code
+    deployment.save(update_fields=["status", "status_message", "finished_at", "exit_code"])
+    DeploymentEvent.objects.create(deployment=deployment, kind=FINISH_EVENTS[status], message=message)
+    if was_running:
+        _set_allocated(cluster, cluster.allocated - deployment.demand)
+        _stop_containers([deployment.pk])
+        request_scheduling(cluster.pk)
+    if status == Status.COMPLETED:
+        _release_dependents(deployment)
+    else:
+        _cancel_dependents(deployment)
 
 
 PLACEMENT_FIELDS = ("cluster", "cpu_required", "ram_required", "gpu_required")
@@ -227,13 +240,17 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
         cluster = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
         if cluster is None:
             return None
+        agent = Agent.objects.live().filter(cluster=cluster).only("pk", "created_at", "last_seen_at").first()
+        if agent is not None and agent.is_lost_at(timezone.now()):
+            # Whatever started here would only be requeued again: the host that would run it is gone.
+            return Plan((), (), cluster.available)
         pending = _read_pending(cluster.pk)
         # The counters are exact under the row lock (reconcile proves them), so when everything waiting fits
         # in what they leave free, the running deployments need not be read at all.
         result = plan_if_everything_fits(cluster.available, pending)
         if result is None:
             result = plan(cluster.capacity, _read_running(cluster.pk), pending)
-        _apply(result, pending)
+        _apply(result, pending, agent_id=agent.pk if agent else None)
         if cluster.capacity - result.free != cluster.allocated:
             _set_allocated(cluster, cluster.capacity - result.free)
     return result
@@ -302,8 +319,11 @@ def _unfinished_dependencies():
     return edges.filter(from_deployment=OuterRef("pk")).exclude(to_deployment__status=Status.COMPLETED)
 
 
-def _apply(result: Plan, pending: list[Pending]) -> None:
-    """Write the plan in a fixed number of statements, however many deployments it moves."""
+def _apply(result: Plan, pending: list[Pending], *, agent_id: int | None) -> None:
+    """Write the plan in a fixed number of statements, however many deployments it moves.
+
+    On a cluster with an agent, each start is a new run attempt, and the victims' containers are stopped.
+    """
     now = timezone.now()
     events = [DeploymentEvent(deployment_id=pk, kind=EventKind.SCHEDULED, message="Started.", at=now)
               for pk in result.starts]
@@ -311,6 +331,8 @@ def _apply(result: Plan, pending: list[Pending]) -> None:
         Deployment.objects.filter(pk__in=result.starts, status=Status.PENDING).update(
             status=Status.RUNNING, started_at=now, status_message=""
         )
+        if agent_id is not None:
+            _begin_attempts(agent_id, result.starts)
     if result.preemptions:
         victims_by_preemptor = defaultdict(list)
         for victim, preemptor in result.preemptions:
@@ -330,9 +352,160 @@ def _apply(result: Plan, pending: list[Pending]) -> None:
                                           at=now))
             events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.REQUEUED, at=now,
                                           message="Back in the queue at its original place."))
+        _stop_containers([victim for victim, _ in result.preemptions])
     DeploymentEvent.objects.bulk_create(events)
 
 
 def _set_allocated(cluster: Cluster, allocated: Resources) -> None:
     cluster.cpu_allocated, cluster.ram_allocated, cluster.gpu_allocated = allocated.cpu, allocated.ram, allocated.gpu
     cluster.save(update_fields=["cpu_allocated", "ram_allocated", "gpu_allocated"])
+
+
+# --- Execution: run attempts on an agent's host -------------------------------------------------------------
+
+def _begin_attempts(agent_id: int, deployment_ids: Iterable[int]) -> None:
+    """A new run attempt for each deployment, for the agent to start: the only one whose container may live."""
+    ids = list(deployment_ids)
+    Deployment.objects.filter(pk__in=ids).update(attempt=F("attempt") + 1)
+    RunAttempt.objects.bulk_create(
+        RunAttempt(deployment_id=pk, number=number, agent_id=agent_id)
+        for pk, number in Deployment.objects.filter(pk__in=ids).values_list("pk", "attempt")
+    )
+
+
+def _stop_containers(deployment_ids: list[int]) -> None:
+    """The deployments no longer hold resources: whatever container they have must stop."""
+    RunAttempt.objects.filter(
+        deployment_id__in=deployment_ids, state__in=(AttemptState.STARTING, AttemptState.RUNNING)
+    ).update(state=AttemptState.STOPPING, updated_at=timezone.now())
+
+
+def hand_over_to_agent(*, cluster: Cluster, agent: Agent) -> None:
+    """A new agent drives the (locked) cluster: it runs what is running there, and owns no older attempt."""
+    RunAttempt.objects.filter(deployment__cluster=cluster, state__in=RunAttempt.OPEN_STATES).exclude(
+        agent=agent).update(state=AttemptState.STOPPED, updated_at=timezone.now())
+    _begin_attempts(agent.pk, Deployment.objects.filter(cluster=cluster).running().values_list("pk", flat=True))
+
+
+def release_from_agent(*, cluster: Cluster, agent: Agent) -> None:
+    """A revoked agent stops every container it runs; the (locked) cluster goes on as ledger-only."""
+    RunAttempt.objects.filter(agent=agent, state__in=(AttemptState.STARTING, AttemptState.RUNNING)).update(
+        state=AttemptState.STOPPING, updated_at=timezone.now())
+
+
+def open_attempts(*, agent_id: int):
+    """The attempts whose containers the agent must run or stop: the one query an idle sync costs."""
+    return RunAttempt.objects.filter(agent_id=agent_id, state__in=RunAttempt.OPEN_STATES).select_related(
+        "deployment").order_by("deployment_id")
+
+
+def apply_agent_report(*, agent: Agent, seen: list[SeenContainer], failures: list[StartFailure]) -> bool:
+    """Record what the agent saw: containers started, exited (finishing their deployments), failed to start,
+    vanished, or stopped. Returns whether anything changed.
+
+    Decided by `runtime_transitions` twice: without a lock, so a report that changes nothing (most of them)
+    costs one query, then again under the cluster's row lock on what is there, so a report that arrives late
+    or twice changes nothing the second time.
+    """
+    if not runtime_transitions(_open_snapshot(agent.pk), seen, failures):
+        return False
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=agent.cluster_id)
+        transitions = runtime_transitions(_open_snapshot(agent.pk), seen, failures)
+        deployments = Deployment.objects.select_for_update(no_key=True).filter(
+            pk__in=[t.attempt.deployment for t in transitions]).order_by("pk").in_bulk()
+        for transition in transitions:
+            _apply_transition(cluster, agent, deployments[transition.attempt.deployment], transition)
+    return bool(transitions)
+
+
+def _open_snapshot(agent_id: int) -> list[OpenAttempt]:
+    rows = RunAttempt.objects.filter(agent_id=agent_id, state__in=RunAttempt.OPEN_STATES).values_list(
+        "pk", "deployment_id", "number", "state", "container")
+    return [OpenAttempt(*row) for row in rows]
+
+
+def _apply_transition(cluster: Cluster, agent: Agent, deployment: Deployment, transition: Transition) -> None:
+    attempt, change, container = transition.attempt, transition.change, transition.container
+    now = timezone.now()
+    short = container[:12]
+    update = {"updated_at": now, "container": container}
+    if change is Change.CREATED:
+        pass
+    elif change is Change.STOPPED:
+        update.update(state=AttemptState.STOPPED, exit_code=transition.exit_code)
+        if container:
+            code = "" if transition.exit_code is None else f" (exit code {transition.exit_code})"
+            DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STOPPED,
+                                           message=f"Container {short} stopped{code}.")
+    elif change is Change.STARTED or (change is Change.EXITED and attempt.state == AttemptState.STARTING):
+        update["state"] = AttemptState.RUNNING
+        DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STARTED,
+                                       message=f"Container {short} started on agent '{agent.name}'.")
+    if change is Change.EXITED:
+        update.update(state=AttemptState.EXITED, exit_code=transition.exit_code)
+        status = Status.COMPLETED if transition.exit_code == 0 else Status.FAILED
+        message = f"{FINISH_VERBS[status].capitalize()}: its container exited with code {transition.exit_code}."
+    elif change is Change.START_FAILED:
+        update["state"] = AttemptState.STOPPED
+        status, message = Status.FAILED, f"Failed to start: {transition.error}"[:500]
+    elif change is Change.VANISHED:
+        update["state"] = AttemptState.STOPPED
+        status, message = Status.FAILED, f"Failed: its container {short} vanished from the agent's host."
+    else:
+        status = None
+    RunAttempt.objects.filter(pk=attempt.id).update(**update)
+    if status is not None and deployment.status == Status.RUNNING and deployment.attempt == attempt.number:
+        _finish_locked(cluster, deployment, status, message, exit_code=transition.exit_code)
+
+
+def requeue_lost_agents() -> int:
+    """Requeue the running deployments of every cluster whose agent has been silent for
+    AGENT_LOST_AFTER_SECONDS (run by beat, or `manage.py watch_agents`). Returns how many were requeued."""
+    lost = Agent.objects.live().silent_since(timezone.now() - timedelta(seconds=settings.AGENT_LOST_AFTER_SECONDS))
+    lost = lost.filter(Exists(Deployment.objects.running().filter(cluster=OuterRef("cluster"))))
+    return sum(_requeue_from_lost_agent(agent_id) for agent_id in lost.values_list("pk", flat=True))
+
+
+def _requeue_from_lost_agent(agent_id: int) -> int:
+    with transaction.atomic():
+        cluster_id = Agent.objects.values_list("cluster_id", flat=True).get(pk=agent_id)
+        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        agent = Agent.objects.get(pk=agent_id)
+        if agent.revoked_at is not None or not agent.is_lost_at(timezone.now()):
+            return 0  # it came back (or was revoked) while this sweep waited for the lock
+        ids = list(Deployment.objects.filter(cluster=cluster).running().order_by("pk")
+                   .select_for_update(no_key=True).values_list("pk", flat=True))
+        message = f"Requeued: agent '{agent.name}' was lost (silent since {agent.last_heard_at:%Y-%m-%d %H:%M:%S} UTC)."
+        Deployment.objects.filter(pk__in=ids).update(status=Status.PENDING, started_at=None, status_message=message)
+        DeploymentEvent.objects.bulk_create(
+            DeploymentEvent(deployment_id=pk, kind=EventKind.REQUEUED, message=message) for pk in ids)
+        _stop_containers(ids)
+        _set_allocated(cluster, Resources.zero())
+    logger.warning("Agent %s of cluster %s lost: requeued %s running deployments.", agent_id, cluster_id, len(ids))
+    return len(ids)
+
+
+def append_logs(*, agent_id: int, chunks: Iterable[tuple[int, int, int, bytes]]) -> list[tuple[int, int, int]]:
+    """Add output the agent read from its containers: (deployment, attempt, byte offset, raw bytes) each.
+
+    Only bytes beyond what the attempt already has are added, so a chunk sent twice, late, or again from 0
+    by a restarted agent adds nothing twice. Returns (deployment, attempt, bytes now held) for each chunk.
+    """
+    held = []
+    for deployment_id, number, offset, data in chunks:
+        with transaction.atomic():
+            attempt = RunAttempt.objects.select_for_update().filter(
+                agent_id=agent_id, deployment_id=deployment_id, number=number).first()
+            if attempt is None:
+                continue
+            new = data[max(attempt.log_bytes - offset, 0):]
+            if new:
+                log, _ = DeploymentLog.objects.select_for_update().get_or_create(deployment_id=deployment_id)
+                log.text, dropped = bounded(log.text + clean_output(new))
+                log.truncated = log.truncated or dropped
+                log.save()
+                attempt.log_bytes = offset + len(data)
+                attempt.save(update_fields=["log_bytes"])
+            held.append((deployment_id, number, attempt.log_bytes))
+    return held

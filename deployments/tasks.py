@@ -22,3 +22,9 @@ def reconcile_clusters_task() -> None:
     """Run by beat: fan out one reconcile per cluster, so workers share the sweep."""
     for cluster_id in Cluster.objects.values_list("pk", flat=True).iterator():
         reconcile_cluster_task.delay(cluster_id)
+
+
+@shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
+def requeue_lost_agents_task() -> None:
+    """Run by beat every AGENT_SWEEP_SECONDS: requeue what lost agents were running."""
+    services.requeue_lost_agents()

@@ -10,18 +10,22 @@ from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
 from . import services
 from .filters import DeploymentFilter
-from .models import Deployment, Status
+from .logs import last_lines
+from .models import Deployment, DeploymentLog, RunAttempt, Status
 from .serializers import (
     DeploymentEventPageSerializer,
     DeploymentEventSerializer,
+    DeploymentLogSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
+    LogQuerySerializer,
 )
 
 # What a deployment's representation reads besides its row: fetched once per page (or object), not per access.
 RELATED = (
     Prefetch("depends_on", queryset=Deployment.objects.only("id", "status")),
     Prefetch("dependents", queryset=Deployment.objects.only("id")),
+    Prefetch("attempts", queryset=RunAttempt.objects.order_by("-number")),
 )
 
 
@@ -41,6 +45,7 @@ class DeploymentViewSet(
     required_roles = {
         "retrieve": ANY_MEMBER,
         "events": ANY_MEMBER,
+        "logs": ANY_MEMBER,
         "partial_update": MANAGERS,
         "complete": MANAGERS,
         "fail": MANAGERS,
@@ -103,3 +108,14 @@ class DeploymentViewSet(
         deployment = self.get_object()
         page = self.paginate_queryset(deployment.events.order_by("at", "id"))
         return self.get_paginated_response(DeploymentEventSerializer(page, many=True).data)
+
+    @swagger_auto_schema(query_serializer=LogQuerySerializer, responses={200: DeploymentLogSerializer})
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        """The last lines its containers wrote to stdout and stderr, oldest first; empty on a ledger-only cluster."""
+        deployment = self.get_object()
+        query = LogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        text = DeploymentLog.objects.filter(deployment=deployment).values_list("text", "truncated").first()
+        lines, more = last_lines(text[0], query.validated_data["tail"]) if text else ([], False)
+        return Response({"lines": lines, "truncated": more or bool(text and text[1])})

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "organizations",
     "clusters",
     "deployments",
+    "agents",
 ]
 
 MIDDLEWARE = [
@@ -70,6 +71,15 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, co
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Short OLTP queries: JIT compilation only ever cost time here (0.5 s on stale statistics).
     DATABASES["default"]["OPTIONS"] = {"options": "-c jit=off"}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several writers (the API's threads, the agent sweep, agents' reports): readers never block the writer
+    # (WAL), a transaction takes the write lock when it begins rather than failing on upgrade, and a writer
+    # waits its turn instead of answering "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttle counters) ----------------------------------------------------------------------------
@@ -165,6 +175,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECONCILE_INTERVAL_SECONDS,
         "options": {"expires": RECONCILE_INTERVAL_SECONDS},
     },
+}
+
+# --- Agents -----------------------------------------------------------------------------------------------
+# An agent silent this long shows `offline`; this long, its cluster's running deployments are requeued.
+AGENT_OFFLINE_AFTER_SECONDS = config("AGENT_OFFLINE_AFTER_SECONDS", default=30, cast=float)
+AGENT_LOST_AFTER_SECONDS = config("AGENT_LOST_AFTER_SECONDS", default=300, cast=float)
+# How often lost agents are looked for: requeueing happens at most this long after the bound.
+AGENT_SWEEP_SECONDS = config("AGENT_SWEEP_SECONDS", default=5, cast=float)
+# What the sync answer suggests agents wait between passes (an agent's own --interval wins).
+AGENT_POLL_SECONDS = config("AGENT_POLL_SECONDS", default=0.25, cast=float)
+CELERY_BEAT_SCHEDULE["requeue-lost-agents"] = {
+    "task": "deployments.tasks.requeue_lost_agents_task",
+    "schedule": AGENT_SWEEP_SECONDS,
+    "options": {"expires": AGENT_SWEEP_SECONDS},
 }
 
 # --- Static files, i18n -----------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ router.register("deployments", DeploymentViewSet, basename="deployment")
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
+    path("agent/", include("agents.urls")),
     path("", include(router.urls)),
 ]
 

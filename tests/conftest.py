@@ -57,3 +57,9 @@ def member(organization):
         return client
 
     return make
+
+
+@pytest.fixture
+def dev(member):
+    """An API client of a developer in `organization`."""
+    return member(Role.DEVELOPER)

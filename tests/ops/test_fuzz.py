@@ -4,8 +4,9 @@ Checks: never a 5xx; every response whose status the schema documents has the do
 status is documented; an operation that declares the Bearer requirement refuses requests without a valid token.
 
 The schema is the one the service serves at /swagger.json, loaded in-process from the WSGI app. Requests carry
-the JWT of a user who is admin of an organization (two clusters; running, pending, completed and failed
-deployments; a second member) and developer of a second one; a third organization is someone else's. In half of
+the JWT of a user who is admin of an organization (two clusters, one with an agent; running, pending, completed
+and failed deployments; a second member) and developer of a second one; a third organization is someone
+else's. The agent-facing API gets the agent's token instead. In half of
 the generated cases, every id, invite code, credential and resource amount is swapped for a real one, so the
 fuzzing reaches real objects rather than only 404s. Each operation is its own transactional test, so scheduling
 runs on commit as in production and every operation starts from the same data.
@@ -22,6 +23,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import ignored_auth, response_schema_conformance
 
+from agents.services import register_agent
 from deployments import services
 from deployments.models import Status
 from hypervisor_mlops.wsgi import application
@@ -54,6 +56,7 @@ class World:
     """The real objects a generated request may name, by the parameter or body field that names them."""
 
     headers: dict[str, str] = field(default_factory=dict)
+    agent_headers: dict[str, str] = field(default_factory=dict)
     ids: dict[str, list[int]] = field(default_factory=dict)
     invite_codes: list[str] = field(default_factory=list)
     credentials: dict[str, str] = field(default_factory=dict)
@@ -92,8 +95,9 @@ def _with_real_ids(draw, case):
     path_parameters = case.path_parameters or {}
     if pool and "id" in path_parameters:
         path_parameters["id"] = draw(st.sampled_from(WORLD.ids[pool]))
-    if "user_id" in path_parameters:
-        path_parameters["user_id"] = draw(st.sampled_from(WORLD.ids["user"]))
+    for name, ids in (("user_id", "user"), ("agent_id", "agent")):
+        if name in path_parameters:
+            path_parameters[name] = draw(st.sampled_from(WORLD.ids[ids]))
     for name in ("cluster", "organization"):
         if name in (case.query or {}):
             case.query[name] = str(draw(st.sampled_from(WORLD.ids[name])))
@@ -154,13 +158,16 @@ def world(db):
     queued = deploy(big, "queued", gpu_required=1, priority=-5)
     waiting = deploy(big, "waiting", cpu_required=Decimal("0.5"), depends_on=[running])
     other = deploy(theirs, "theirs")
+    agent, agent_token = register_agent(cluster_id=big.pk, name="host")
 
     WORLD.headers = {"Authorization": f"Bearer {RefreshToken.for_user(admin).access_token}"}
+    WORLD.agent_headers = {"Authorization": f"Bearer {agent_token}"}
     WORLD.ids = {
         "organization": [home.pk, elsewhere.pk, stranger.pk],
         "cluster": [big.pk, empty.pk, theirs.pk],
         "deployment": [done.pk, failed.pk, running.pk, queued.pk, waiting.pk, other.pk],
         "user": [admin.pk, colleague.pk],
+        "agent": [agent.pk],
     }
     WORLD.invite_codes = [elsewhere.invite_code, stranger.invite_code]
     WORLD.credentials = {
@@ -181,4 +188,6 @@ def world(db):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_api_conforms_to_its_schema(case, world):
-    case.call_and_validate(headers=world.headers, checks=CHECKS)
+    # The agent-facing API is the agent's, with its own token; a user's JWT is only ever a 401 there.
+    headers = world.agent_headers if case.path.startswith("/api/v1/agent/") else world.headers
+    case.call_and_validate(headers=headers, checks=CHECKS)

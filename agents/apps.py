@@ -1,0 +1,6 @@
+"""App config for agents."""
+from django.apps import AppConfig
+
+
+class AgentsConfig(AppConfig):
+    name = "agents"

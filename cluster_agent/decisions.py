@@ -1,0 +1,167 @@
+"""What the agent decides, as pure functions of the desired and the observed state (no Docker here)."""
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+# A container in one of these states holds its resources; "created" has not started, so it holds nothing yet.
+LIVE_STATES = frozenset({"running", "paused", "restarting"})
+FINISHED_STATES = frozenset({"exited", "dead"})
+LOG_UNBROKEN_BYTES = 256 * 1024
+
+Key = tuple[int, int]  # (deployment, attempt)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A container of this agent as the runtime lists it, with what its labels say it runs."""
+
+    container_id: str
+    deployment: int
+    attempt: int
+    state: str
+    exit_code: int | None = None
+    gpus: tuple[int, ...] = ()
+    stop_grace: int = 30
+
+    @property
+    def key(self) -> Key:
+        return (self.deployment, self.attempt)
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A deployment attempt the server wants running now, with what its container needs."""
+
+    deployment: int
+    attempt: int
+    name: str = ""
+    image: str = ""
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cpu: Decimal = Decimal(0)
+    ram: Decimal = Decimal(0)
+    gpu: int = 0
+    stop_grace_seconds: int = 30
+
+    @property
+    def key(self) -> Key:
+        return (self.deployment, self.attempt)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Desired:
+        command = data.get("command")
+        return cls(
+            deployment=int(data["id"]),
+            attempt=int(data["attempt"]),
+            name=data.get("name", ""),
+            image=data["image"],
+            command=None if command is None else tuple(str(part) for part in command),
+            env={str(name): str(value) for name, value in (data.get("env") or {}).items()},
+            cpu=Decimal(str(data.get("cpu") or 0)),
+            ram=Decimal(str(data.get("ram") or 0)),
+            gpu=int(data.get("gpu") or 0),
+            stop_grace_seconds=int(data.get("stop_grace_seconds", 30)),
+        )
+
+
+@dataclass(frozen=True)
+class Actions:
+    """One pass's work: new containers (with their GPU indices), created ones to start, stops and removals."""
+
+    start: tuple[tuple[Desired, tuple[int, ...]], ...] = ()
+    resume: tuple[Observed, ...] = ()
+    stop: tuple[Observed, ...] = ()
+    remove: tuple[Observed, ...] = ()
+
+
+def free_gpus(all_gpus: Iterable[int], observed: Iterable[Observed], reserved: Iterable[int] = ()) -> list[int]:
+    """The agent's GPU indices that no live container holds and no start in flight has reserved, lowest first."""
+    held = {index for container in observed if container.live for index in container.gpus} | set(reserved)
+    return sorted(set(all_gpus) - held)
+
+
+def stale(desired: Iterable[Desired], observed: Iterable[Observed]) -> list[Observed]:
+    """Containers whose (deployment, attempt) the server no longer wants."""
+    wanted = {want.key for want in desired}
+    return [container for container in observed if container.key not in wanted]
+
+
+def reported_state(state: str, log_drained: bool) -> str:
+    """The state to report: "exited" only once the container's whole output goes out with the same report,
+    so the server never finishes a deployment before it holds all of its logs."""
+    if state == "created":
+        return "created"
+    if state in FINISHED_STATES and log_drained:
+        return "exited"
+    return "running"
+
+
+def plan_pass(
+    desired: Sequence[Desired],
+    observed: Sequence[Observed],
+    gpus: Sequence[int],
+    failed: Collection[Key],
+    in_flight: Mapping[int, tuple[int, ...]],
+    reported_exited: Collection[str] = (),
+) -> Actions:
+    """Decides one pass. `failed` holds the attempts whose start failed (not to be retried while desired),
+    `in_flight` maps each deployment being started right now to the GPU indices it was given, and
+    `reported_exited` the ids of containers this pass reports as exited (only those may be removed,
+    so no output or exit code is lost)."""
+    gone = stale(desired, observed)
+    stop = tuple(container for container in gone if container.live)
+    remove = tuple(
+        container for container in gone
+        if not container.live and container.deployment not in in_flight
+        and (container.state == "created" or container.container_id in reported_exited)
+    )
+    if stop:
+        # The host never runs more than the cluster's capacity: nothing starts while a victim still runs.
+        return Actions(stop=stop, remove=remove)
+
+    by_deployment: dict[int, list[Observed]] = {}
+    for container in observed:
+        by_deployment.setdefault(container.deployment, []).append(container)
+    free = free_gpus(gpus, observed, (index for indices in in_flight.values() for index in indices))
+    wanted = sorted(
+        (want for want in desired if want.deployment not in in_flight and want.key not in failed),
+        key=lambda want: want.key,
+    )
+
+    # Containers created before a crash start first, with the GPU indices they were created with; one whose
+    # indices went to another container meanwhile is removed and started afresh.
+    resume: list[Observed] = []
+    for want in wanted:
+        for container in by_deployment.get(want.deployment, []):
+            if container.key == want.key and container.state == "created":
+                if set(container.gpus) <= set(free):
+                    resume.append(container)
+                    free = [index for index in free if index not in container.gpus]
+                else:
+                    remove += (container,)
+
+    start: list[tuple[Desired, tuple[int, ...]]] = []
+    for want in wanted:
+        # At most one container per deployment: a new attempt waits until the old one is removed.
+        if not by_deployment.get(want.deployment) and want.gpu <= len(free):
+            start.append((want, tuple(free[: want.gpu])))
+            free = free[want.gpu:]
+    return Actions(start=tuple(start), resume=tuple(resume), remove=remove)
+
+
+def log_cut(buffer: bytes | bytearray, done: bool, limit: int) -> int:
+    """How many bytes of a container's buffered output to ship now, at most `limit`: whole lines only, unless
+    the output has ended or a line runs past LOG_UNBROKEN_BYTES (waiting for its end would hold it forever)."""
+    if done or len(buffer) > LOG_UNBROKEN_BYTES:
+        return min(len(buffer), limit)
+    return buffer.rfind(b"\n", 0, limit) + 1

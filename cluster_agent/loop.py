@@ -1,0 +1,277 @@
+"""The reconcile loop: observe the containers, report them, receive what should run, act on the difference."""
+from __future__ import annotations
+
+import base64
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+from cluster_agent import __version__
+from cluster_agent.client import Refused, ServerClient, Unavailable
+from cluster_agent.decisions import Desired, Key, Observed, plan_pass, reported_state
+from cluster_agent.logs import LogFollower
+from cluster_agent.runtime import ERRORS, Runtime, StartFailed
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 5.0
+DEFAULT_POLL_SECONDS = 0.25
+LOG_BYTES_PER_REQUEST = 1024 * 1024
+
+EXIT_STOPPED = 0
+EXIT_TOKEN_REFUSED = 2
+EXIT_REVOKED = 3
+
+
+class Agent:
+    """One agent's loop. State kept here is only a cache of work in flight and unshipped output: every
+    decision is made afresh from what the runtime and the server say in each pass."""
+
+    def __init__(
+        self,
+        server: ServerClient,
+        connect: Callable[[], Runtime],
+        gpus: Sequence[int],
+        interval: float | None,
+        stop: threading.Event,
+    ) -> None:
+        self.server = server
+        self.connect = connect
+        self.runtime: Runtime | None = None
+        self.gpus = tuple(gpus)
+        self.interval = interval
+        self.poll_seconds = DEFAULT_POLL_SECONDS
+        self.stop = stop
+        self.uid: str | None = None
+        self.cluster: int | None = None
+        self.followers: dict[str, LogFollower] = {}
+        self.wake = threading.Event()
+        self.lock = threading.Lock()  # guards the three below, which background actions change
+        self.starting: dict[int, tuple[int, ...]] = {}  # deployment -> GPU indices of its start in flight
+        self.stopping: set[str] = set()
+        self.failures: dict[Key, str] = {}
+
+    def run(self) -> int:
+        """Runs passes until stopped (0), refused at the first call (2) or revoked (3)."""
+        backoff = BACKOFF_MIN_SECONDS
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                self.pass_once()
+            except Refused as refusal:
+                return self.refused(refusal)
+            except Unavailable as exc:
+                report = log.error if exc.client_error else log.warning
+                report("sync failed: %s; retrying in %.1f s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+                continue
+            except ERRORS as exc:
+                log.warning("container runtime failed: %s; retrying in %.1f s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+                continue
+            backoff = BACKOFF_MIN_SECONDS
+            self.wake.wait(self.interval if self.interval is not None else self.poll_seconds)
+        return EXIT_STOPPED
+
+    def pass_once(self) -> None:
+        if self.uid is None:
+            # The containers' label needs the agent's uid, which only the server's answer tells; until then
+            # it has no picture to report (an empty list would say its containers are gone).
+            self.adopt(self.server.sync(self.body(None, [], [])))
+            self.wake.set()
+            return
+        # Work in flight is read before the listing: a start that ends in between is then still reserved
+        # here rather than missing from both, which could hand its GPU indices to another start.
+        with self.lock:
+            in_flight, failures = dict(self.starting), dict(self.failures)
+        observed = self.docker().list(self.uid)
+        self.follow(observed)
+        containers, logs, exited = self.report(observed)
+        failed = [{"deployment": d, "attempt": a, "error": error} for (d, a), error in failures.items()]
+        response = self.server.sync(self.body(containers, failed, logs))
+        self.adopt(response)
+        self.acknowledge(response.get("logs") or [])
+        desired = [Desired.from_json(entry) for entry in response["deployments"]]
+        wanted = {want.key for want in desired}
+        with self.lock:
+            self.failures = {key: error for key, error in self.failures.items() if key in wanted}
+        self.act(desired, observed, in_flight, set(failures) & wanted, exited)
+
+    def body(self, containers: list[dict] | None, start_failures: list[dict], logs: list[dict]) -> dict:
+        body = {
+            "hostname": socket.gethostname(),
+            "version": __version__,
+            "gpus": list(self.gpus),
+            "start_failures": start_failures,
+            "logs": logs,
+        }
+        if containers is not None:
+            body["containers"] = containers
+        return body
+
+    def adopt(self, response: dict) -> None:
+        agent = response.get("agent") or {}
+        self.uid = agent.get("uid") or self.uid
+        self.cluster = agent.get("cluster", self.cluster)
+        self.poll_seconds = float(response.get("poll_seconds") or DEFAULT_POLL_SECONDS)
+
+    def docker(self) -> Runtime:
+        if self.runtime is None:
+            self.runtime = self.connect()
+        return self.runtime
+
+    def follow(self, observed: list[Observed]) -> None:
+        present = {container.container_id for container in observed}
+        for container_id in [known for known in self.followers if known not in present]:
+            self.followers.pop(container_id).close()
+        for container in observed:
+            # A created container has no output yet, and its log stream would end at once.
+            if container.state != "created" and container.container_id not in self.followers:
+                self.followers[container.container_id] = LogFollower(self.docker(), container).start()
+
+    def report(self, observed: list[Observed]) -> tuple[list[dict], list[dict], set[str]]:
+        containers, logs, exited = [], [], set()
+        budget = LOG_BYTES_PER_REQUEST
+        for container in observed:
+            drained = False
+            follower = self.followers.get(container.container_id)
+            if follower is not None:
+                offset, data, drained = follower.take(budget)
+                budget -= len(data)
+                if data:
+                    logs.append({
+                        "deployment": container.deployment,
+                        "attempt": container.attempt,
+                        "offset": offset,
+                        "data": base64.b64encode(data).decode("ascii"),
+                    })
+            state = reported_state(container.state, drained)
+            if state == "exited":
+                exited.add(container.container_id)
+            containers.append({
+                "deployment": container.deployment,
+                "attempt": container.attempt,
+                "container": container.container_id,
+                "state": state,
+                "exit_code": container.exit_code if state == "exited" else None,
+            })
+        return containers, logs, exited
+
+    def acknowledge(self, held: list[dict]) -> None:
+        by_key = {follower.key: follower for follower in self.followers.values()}
+        for entry in held:
+            follower = by_key.get((entry["deployment"], entry["attempt"]))
+            if follower is not None:
+                follower.acknowledge(int(entry["offset"]))
+
+    def act(
+        self,
+        desired: list[Desired],
+        observed: list[Observed],
+        in_flight: dict[int, tuple[int, ...]],
+        failed: set[Key],
+        exited: set[str],
+    ) -> None:
+        actions = plan_pass(desired, observed, self.gpus, failed, in_flight, exited)
+        for container in actions.stop:
+            self.stop_in_background(container)
+        for container in actions.remove:
+            log.info("removing container %s of deployment %s attempt %s",
+                     container.container_id[:12], container.deployment, container.attempt)
+            self.docker().remove(container.container_id)
+        by_key = {want.key: want for want in desired}
+        for container in actions.resume:
+            self.start_in_background(by_key[container.key], container.gpus, container.container_id)
+        for want, gpus in actions.start:
+            self.start_in_background(want, gpus, None)
+
+    def start_in_background(self, want: Desired, gpus: tuple[int, ...], created: str | None) -> None:
+        # plan_pass never starts a deployment already in `starting`, and only this thread adds to it.
+        with self.lock:
+            self.starting[want.deployment] = gpus
+        threading.Thread(target=self.start_container, args=(want, gpus, created), daemon=True,
+                         name=f"start-{want.deployment}").start()
+
+    def start_container(self, want: Desired, gpus: tuple[int, ...], created: str | None) -> None:
+        failure = None
+        try:
+            if created is None:
+                self.docker().start(want, gpus, uid=self.uid, cluster=self.cluster)
+            else:
+                self.docker().resume(created)
+            log.info("started deployment %s attempt %s (%s) with GPUs [%s]",
+                     want.deployment, want.attempt, want.image, ",".join(map(str, gpus)))
+        except StartFailed as exc:
+            failure = exc.message
+            log.warning("deployment %s attempt %s cannot start: %s", want.deployment, want.attempt, failure)
+        except ERRORS as exc:
+            log.warning("starting deployment %s attempt %s failed, will retry: %s", want.deployment, want.attempt, exc)
+        finally:
+            with self.lock:
+                if failure is not None:
+                    self.failures[want.key] = failure
+                del self.starting[want.deployment]
+            self.wake.set()
+
+    def stop_in_background(self, container: Observed) -> None:
+        with self.lock:
+            if container.container_id in self.stopping:
+                return
+            self.stopping.add(container.container_id)
+        threading.Thread(target=self.stop_container, args=(container,), daemon=True,
+                         name=f"stop-{container.container_id[:12]}").start()
+
+    def stop_container(self, container: Observed) -> None:
+        log.info("stopping container %s of deployment %s attempt %s (grace %s s)",
+                 container.container_id[:12], container.deployment, container.attempt, container.stop_grace)
+        try:
+            self.docker().stop(container.container_id, container.stop_grace)
+        except ERRORS as exc:
+            log.warning("stopping %s failed, will retry: %s", container.container_id[:12], exc)
+        finally:
+            with self.lock:
+                self.stopping.discard(container.container_id)
+            self.wake.set()
+
+    def refused(self, refusal: Refused) -> int:
+        if refusal.revoked or self.uid is not None:
+            return self.revoke(refusal.agent_uid or self.uid, refusal)
+        print(f"bin/agent: the server refused the agent token ({refusal.detail}); register an agent and pass "
+              "its token", file=sys.stderr)
+        return EXIT_TOKEN_REFUSED
+
+    def revoke(self, uid: str | None, refusal: Refused) -> int:
+        """Stops (each with its grace, all at once) and removes every container of the revoked agent."""
+        log.error("the server revoked this agent (%s): stopping its containers", refusal)
+        containers = self.list_until_answered(uid) if uid is not None else []
+        threads = [threading.Thread(target=self.stop_and_remove, args=(container,), daemon=True)
+                   for container in containers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        log.error("stopped and removed %d containers; exiting", len(containers))
+        return EXIT_REVOKED
+
+    def list_until_answered(self, uid: str) -> list[Observed]:
+        backoff = BACKOFF_MIN_SECONDS
+        while not self.stop.is_set():
+            try:
+                return self.docker().list(uid)
+            except ERRORS as exc:
+                log.warning("container runtime failed: %s; retrying in %.1f s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+        return []
+
+    def stop_and_remove(self, container: Observed) -> None:
+        try:
+            self.docker().stop(container.container_id, container.stop_grace)
+            self.docker().remove(container.container_id)
+        except ERRORS as exc:
+            log.error("could not remove container %s: %s", container.container_id[:12], exc)

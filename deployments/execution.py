@@ -1,0 +1,87 @@
+"""Pure: what an agent's report of its containers means for the run attempts the service holds open."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+STARTING, RUNNING, STOPPING = "starting", "running", "stopping"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAttempt:
+    """An attempt whose container may live: `starting` or `running` (current), or `stopping`."""
+
+    id: int
+    deployment: int
+    number: int
+    state: str
+    container: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeenContainer:
+    """A container as the agent saw it: `created`, `running`, or `exited` with its code."""
+
+    deployment: int
+    attempt: int
+    container: str
+    state: str
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartFailure:
+    deployment: int
+    attempt: int
+    error: str
+
+
+class Change(Enum):
+    CREATED = "created"  # the agent made the container; it has not run yet
+    STARTED = "started"
+    EXITED = "exited"  # the current attempt's container ended by itself: the deployment finishes
+    START_FAILED = "start_failed"
+    VANISHED = "vanished"  # a running container is gone without an exit the agent saw
+    STOPPED = "stopped"  # a container that had to stop is gone
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    change: Change
+    attempt: OpenAttempt
+    container: str = ""
+    exit_code: int | None = None
+    error: str = ""
+
+
+def runtime_transitions(open_attempts: Iterable[OpenAttempt], seen: Iterable[SeenContainer],
+                        failures: Iterable[StartFailure]) -> list[Transition]:
+    """The changes a report implies, given the attempts still open; nothing for what is already recorded.
+
+    A report is the agent's whole picture, so an open attempt missing from it has no container. Reports that
+    arrive twice or late therefore imply nothing new: every transition leaves the attempt's open state.
+    """
+    seen_by_key = {(s.deployment, s.attempt): s for s in seen}
+    failed = {(f.deployment, f.attempt): f for f in failures}
+    transitions = []
+    for attempt in open_attempts:
+        key = (attempt.deployment, attempt.number)
+        container = seen_by_key.get(key)
+        if attempt.state == STOPPING:
+            if container is None:
+                transitions.append(Transition(Change.STOPPED, attempt, attempt.container))
+            elif container.state == "exited":
+                transitions.append(Transition(Change.STOPPED, attempt, container.container, container.exit_code))
+        elif container is None:
+            if attempt.state == RUNNING:
+                transitions.append(Transition(Change.VANISHED, attempt, attempt.container))
+            elif key in failed:
+                transitions.append(Transition(Change.START_FAILED, attempt, error=failed[key].error))
+        elif container.state == "exited":
+            transitions.append(Transition(Change.EXITED, attempt, container.container, container.exit_code))
+        elif container.state == "running" and attempt.state == STARTING:
+            transitions.append(Transition(Change.STARTED, attempt, container.container))
+        elif container.state == "created" and container.container != attempt.container:
+            transitions.append(Transition(Change.CREATED, attempt, container.container))
+    return transitions
