@@ -5,9 +5,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-# A container in one of these states holds its resources; "created" has not started, so it holds nothing yet.
-LIVE_STATES = frozenset({"running", "paused", "restarting"})
-FINISHED_STATES = frozenset({"exited", "dead"})
+# Only these states hold nothing: "created" has not started yet, the others have ended. Anything else counts
+# as live, including states a runtime adds (Podman's "stopping" while a SIGTERM'd process winds down), so an
+# unfamiliar state can never let a preemptor start beside its victim.
+NOT_STARTED_STATES = frozenset({"created", "configured"})
+FINISHED_STATES = frozenset({"exited", "dead", "stopped"})
 LOG_UNBROKEN_BYTES = 256 * 1024
 
 Key = tuple[int, int]  # (deployment, attempt)
@@ -31,7 +33,7 @@ class Observed:
 
     @property
     def live(self) -> bool:
-        return self.state in LIVE_STATES
+        return self.state not in NOT_STARTED_STATES | FINISHED_STATES
 
     @property
     def finished(self) -> bool:
@@ -99,7 +101,7 @@ def stale(desired: Iterable[Desired], observed: Iterable[Observed]) -> list[Obse
 def reported_state(state: str, log_drained: bool) -> str:
     """The state to report: "exited" only once the container's whole output goes out with the same report,
     so the server never finishes a deployment before it holds all of its logs."""
-    if state == "created":
+    if state in NOT_STARTED_STATES:
         return "created"
     if state in FINISHED_STATES and log_drained:
         return "exited"
@@ -123,7 +125,7 @@ def plan_pass(
     remove = tuple(
         container for container in gone
         if not container.live and container.deployment not in in_flight
-        and (container.state == "created" or container.container_id in reported_exited)
+        and (container.state in NOT_STARTED_STATES or container.container_id in reported_exited)
     )
     if stop:
         # The host never runs more than the cluster's capacity: nothing starts while a victim still runs.
@@ -143,7 +145,7 @@ def plan_pass(
     resume: list[Observed] = []
     for want in wanted:
         for container in by_deployment.get(want.deployment, []):
-            if container.key == want.key and container.state == "created":
+            if container.key == want.key and container.state in NOT_STARTED_STATES:
                 if set(container.gpus) <= set(free):
                     resume.append(container)
                     free = [index for index in free if index not in container.gpus]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from cluster_agent import __version__
 from cluster_agent.client import Refused, ServerClient, Unavailable
-from cluster_agent.decisions import Desired, Key, Observed, plan_pass, reported_state
+from cluster_agent.decisions import NOT_STARTED_STATES, Desired, Key, Observed, plan_pass, reported_state
 from cluster_agent.logs import LogFollower
 from cluster_agent.runtime import ERRORS, Runtime, StartFailed
 
@@ -131,7 +131,7 @@ class Agent:
             self.followers.pop(container_id).close()
         for container in observed:
             # A created container has no output yet, and its log stream would end at once.
-            if container.state != "created" and container.container_id not in self.followers:
+            if container.state not in NOT_STARTED_STATES and container.container_id not in self.followers:
                 self.followers[container.container_id] = LogFollower(self.docker(), container).start()
 
     def report(self, observed: list[Observed]) -> tuple[list[dict], list[dict], set[str]]:

@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cluster_agent.decisions import (
-    LIVE_STATES,
     LOG_UNBROKEN_BYTES,
     Desired,
     Observed,
@@ -147,7 +146,7 @@ def test_log_cut_ships_an_overlong_line_in_pieces():
     assert log_cut(line, done=False, limit=10**9) == len(line)
 
 
-states = st.sampled_from(["created", "running", "paused", "restarting", "exited", "dead"])
+states = st.sampled_from(["created", "running", "paused", "restarting", "stopping", "exited", "dead", "stopped"])
 
 
 @st.composite
@@ -157,9 +156,9 @@ def scenarios(draw):
     for deployment in draw(st.lists(st.integers(1, 12), unique=True, max_size=8)):
         state = draw(states)
         # Live containers never share (the agent's invariant); finished ones may hold anything.
-        pool = [index for index in all_gpus if index not in used] if state in LIVE_STATES else all_gpus
+        pool = [index for index in all_gpus if index not in used] if Observed('c', 1, 1, state).live else all_gpus
         gpus = tuple(draw(st.lists(st.sampled_from(pool), unique=True, max_size=2))) if pool else ()
-        if state in LIVE_STATES:
+        if Observed('c', 1, 1, state).live:
             used |= set(gpus)
         observed.append(Observed(f"c{deployment}", deployment, draw(st.integers(1, 3)), state, None, gpus))
     desired = [want(d, draw(st.integers(1, 3)), draw(st.integers(0, 3)))
