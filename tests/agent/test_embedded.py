@@ -1,0 +1,105 @@
+"""The embedded default with an agent: SQLite, no broker and no beat (as `bin/run` starts it with nothing
+configured), `manage.py watch_agents` beside gunicorn, and a real bin/agent on the private Podman service.
+
+Everything goes over HTTP, as a newcomer following the README would do it.
+"""
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.agent.processes import AgentProcess
+from tests.workers import wait_until
+
+pytestmark = pytest.mark.slow
+
+PORT = 8932
+LOST_AFTER = 3
+# The test process's own settings point at PostgreSQL, Redis and a broker; the embedded default has none.
+NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER")
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name not in NOT_EMBEDDED}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", SECRET_KEY="embedded-test",
+               AGENT_OFFLINE_AFTER_SECONDS="1.5", AGENT_LOST_AFTER_SECONDS=str(LOST_AFTER),
+               AGENT_SWEEP_SECONDS="0.5", THROTTLE_AUTH_RATE="1000/min")
+    manage = [sys.executable, "manage.py"]
+    for command in (["migrate", "--noinput"], ["createcachetable"]):
+        subprocess.run(manage + command, env=env, check=True, capture_output=True)
+    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 (closed below)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
+                          f"127.0.0.1:{PORT}", "--workers", "1", "--threads", "4"], env=env, stdout=log,
+                         stderr=subprocess.STDOUT),
+        subprocess.Popen(manage + ["watch_agents"], env=env, stdout=log, stderr=subprocess.STDOUT),
+    ]
+    base = f"http://127.0.0.1:{PORT}"
+    try:
+        wait_until(lambda: _answers(f"{base}/healthz"), timeout=30, what="the embedded service")
+        yield base
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=15)
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_an_agent_runs_deployments_and_its_loss_requeues_them_on_the_embedded_default(
+        embedded, container_runtime, tmp_path):
+    api = httpx.Client(base_url=f"{embedded}/api/v1", timeout=10)
+    user = {"username": "ada", "email": "ada@example.com", "password": "correct-horse-battery"}
+    assert api.post("/auth/register", json=user).status_code == 201
+    token = api.post("/auth/login", json=user).json()["access"]
+    api.headers["Authorization"] = f"Bearer {token}"
+    org = api.post("/organizations/", json={"name": "ml"}).json()["id"]
+    cluster = api.post("/clusters/", json={"name": "pool", "organization": org, "cpu_limit": "2",
+                                           "ram_limit": "2", "gpu_limit": 0}).json()["id"]
+    registered = api.post(f"/clusters/{cluster}/agents/", json={"name": "host-1"}).json()
+    agent = AgentProcess(embedded, registered["token"], container_runtime.docker_host, tmp_path).start()
+
+    def submit(script: str) -> int:
+        response = api.post("/deployments/", json={"name": "job", "cluster": cluster, "cpu_required": "1",
+                                                   "docker_image": "localhost/busybox:test",
+                                                   "command": ["sh", "-c", script], "stop_grace_seconds": 1})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def deployment(pk: int) -> dict:
+        return api.get(f"/deployments/{pk}/").json()
+
+    try:
+        done = submit("echo hello from the embedded default")
+        wait_until(lambda: deployment(done)["status"] == "completed", timeout=30, what="the deployment to complete")
+        assert deployment(done)["exit_code"] == 0
+        assert api.get(f"/deployments/{done}/logs/").json()["lines"] == ["hello from the embedded default"]
+
+        long = submit("while true; do sleep 0.1; done")
+        wait_until(lambda: (deployment(long)["runtime"] or {}).get("state") == "running", timeout=30,
+                   what="the long deployment to run")
+        agent.signal(signal.SIGKILL)
+        agent.wait(timeout=5)
+        # No beat here: watch_agents requeues it.
+        wait_until(lambda: deployment(long)["status"] == "pending", timeout=LOST_AFTER + 10, what="the requeue")
+        events = [e["kind"] for e in api.get(f"/deployments/{long}/events/").json()["results"]]
+        assert events[-1] == "requeued"
+        agent = AgentProcess(embedded, registered["token"], container_runtime.docker_host, tmp_path).start()
+        wait_until(lambda: (deployment(long)["runtime"] or {}).get("attempt") == 2
+                   and deployment(long)["runtime"]["state"] == "running", timeout=30, what="the second attempt")
+    finally:
+        agent.stop()
+        for summary in container_runtime.client.api.containers(all=True, filters={"label": "hypervisor.cluster"}):
+            if summary["Labels"].get("hypervisor.cluster") == str(cluster):
+                container_runtime.client.api.remove_container(summary["Id"], force=True)
