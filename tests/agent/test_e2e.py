@@ -56,7 +56,7 @@ def cluster(organization):
 
 
 @pytest.fixture
-def start_agent(admin, cluster, server, container_runtime, tmp_path):
+def start_agent(admin, cluster, server, container_runtime, agent_installed, tmp_path):
     """start_agent(gpus="") -> a running bin/agent for `cluster` (registered once); all are killed at the end."""
     registered = {}
     started = []

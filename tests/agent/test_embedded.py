@@ -58,7 +58,7 @@ def _answers(url: str) -> bool:
 
 
 def test_an_agent_runs_deployments_and_its_loss_requeues_them_on_the_embedded_default(
-        embedded, container_runtime, tmp_path):
+        embedded, container_runtime, agent_installed, tmp_path):
     api = httpx.Client(base_url=f"{embedded}/api/v1", timeout=10)
     user = {"username": "ada", "email": "ada@example.com", "password": "correct-horse-battery"}
     assert api.post("/auth/register", json=user).status_code == 201

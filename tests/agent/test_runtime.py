@@ -197,20 +197,23 @@ def deployment(deployment_id: int, script: str, attempt: int = 1, **fields) -> d
 
 @pytest.fixture
 def agent_of(runtime):
-    stops = []
+    started = []
 
     def start(server: FakeServer, gpus=(0, 1)) -> tuple[Agent, threading.Thread, list[int]]:
         stop = threading.Event()
-        stops.append(stop)
         agent = Agent(server, lambda: runtime, gpus, 0.05, stop)
+        started.append((agent, stop))
         result: list[int] = []
         thread = threading.Thread(target=lambda: result.append(agent.run()), daemon=True)
         thread.start()
         return agent, thread, result
 
     yield start
-    for stop in stops:
+    for agent, stop in started:
         stop.set()
+        # Its log readers are threads of this process: end them before the runtime they read goes away.
+        for follower in agent.followers.values():
+            follower.close()
 
 
 def test_agent_runs_a_deployment_reports_its_exit_after_all_its_logs_and_removes_it(runtime, uid, agent_of):
