@@ -480,8 +480,24 @@ class Bench:
                 statuses[status] = self.http.get("/deployments/", params={
                     "cluster": self.cluster, "status": status}).json()["count"]
             return statuses if statuses["running"] + statuses["pending"] == 0 else None
-        statuses = wait_for(settled, 60, "the burst to finish", interval=0.5)
+        try:
+            statuses = wait_for(settled, 60, "the burst to finish", interval=0.5)
+        except RuntimeError:
+            # Seen here: the agent's passes slowed past AGENT_LOST_AFTER_SECONDS under the burst, the sweep
+            # requeued everything, the restarts slowed it again. Cancel what is left so the run can go on.
+            statuses = None
+            for pk in self.burst_ids:
+                self.cancel(pk)
+        restarted = [pk for pk in self.burst_ids if (self.deployment(pk)["runtime"] or {}).get("attempt", 1) > 1]
+        if restarted:
+            note = (f"{len(restarted)} of the burst's deployments ran more than one attempt (requeued: the agent "
+                    f"was declared lost during the burst)" + ("" if statuses else "; the burst never settled"))
+            self.notes.append(note)
+            print(f"    {note}")
+        self.row("burst: deployments restarted (requeued as lost)", str(len(restarted)), "0", not restarted)
         self.wait_idle()
+        if statuses is None:
+            return
         print(f"    after the burst: {statuses['completed']} completed, {statuses['failed']} failed (all parts so far)")
         if statuses["failed"]:
             failed = self.http.get("/deployments/", params={"cluster": self.cluster, "status": "failed"}).json()

@@ -31,9 +31,14 @@ class Unavailable(Exception):
 
 class ServerClient:
     def __init__(self, server: str, token: str) -> None:
+        self.server, self.token = server, token
         self.url = server.rstrip("/") + "/api/v1/agent/sync/"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def clone(self) -> ServerClient:
+        """Another client of the same server, with a session of its own for another thread."""
+        return ServerClient(self.server, self.token)
 
     def sync(self, report: dict) -> dict:
         try:

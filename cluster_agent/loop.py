@@ -6,19 +6,22 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from cluster_agent import __version__
 from cluster_agent.client import Refused, ServerClient, Unavailable
 from cluster_agent.decisions import NOT_STARTED_STATES, Desired, Key, Observed, plan_pass, reported_state
 from cluster_agent.logs import LogFollower
-from cluster_agent.runtime import ERRORS, Runtime, StartFailed
+from cluster_agent.runtime import CONCURRENT_ACTIONS, ERRORS, Runtime, StartFailed
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 5.0
 DEFAULT_POLL_SECONDS = 0.25
+# A pass slower than this (a runtime slow to list, a burst of starts) still tells the server the agent lives.
+HEARTBEAT_SECONDS = 1.0
 LOG_BYTES_PER_REQUEST = 1024 * 1024
 
 EXIT_STOPPED = 0
@@ -53,9 +56,12 @@ class Agent:
         self.starting: dict[int, tuple[int, ...]] = {}  # deployment -> GPU indices of its start in flight
         self.stopping: set[str] = set()
         self.failures: dict[Key, str] = {}
+        self.starts = threading.BoundedSemaphore(CONCURRENT_ACTIONS)
+        self.last_sync = time.monotonic()
 
     def run(self) -> int:
         """Runs passes until stopped (0), refused at the first call (2) or revoked (3)."""
+        threading.Thread(target=self.heartbeat, args=(self.server.clone(),), daemon=True, name="heartbeat").start()
         backoff = BACKOFF_MIN_SECONDS
         while not self.stop.is_set():
             self.wake.clear()
@@ -94,6 +100,7 @@ class Agent:
         containers, logs, exited = self.report(observed)
         failed = [{"deployment": d, "attempt": a, "error": error} for (d, a), error in failures.items()]
         response = self.server.sync(self.body(containers, failed, logs))
+        self.last_sync = time.monotonic()
         self.adopt(response)
         self.acknowledge(response.get("logs") or [])
         desired = [Desired.from_json(entry) for entry in response["deployments"]]
@@ -101,6 +108,17 @@ class Agent:
         with self.lock:
             self.failures = {key: error for key, error in self.failures.items() if key in wanted}
         self.act(desired, observed, in_flight, set(failures) & wanted, exited)
+
+    def heartbeat(self, server: ServerClient) -> None:
+        """Liveness must not wait on the runtime: while a pass is slow, a sync with no picture (which changes
+        nothing but the last-seen time) goes out on its own."""
+        while not self.stop.wait(HEARTBEAT_SECONDS / 2):
+            if self.uid is None or time.monotonic() - self.last_sync < HEARTBEAT_SECONDS:
+                continue
+            try:
+                server.sync(self.body(None, [], []))
+            except (Unavailable, Refused) as exc:
+                log.debug("heartbeat failed (%s); the reconcile loop handles it", exc)
 
     def body(self, containers: list[dict] | None, start_failures: list[dict], logs: list[dict]) -> dict:
         body = {
@@ -200,10 +218,11 @@ class Agent:
     def start_container(self, want: Desired, gpus: tuple[int, ...], created: str | None) -> None:
         failure = None
         try:
-            if created is None:
-                self.docker().start(want, gpus, uid=self.uid, cluster=self.cluster)
-            else:
-                self.docker().resume(created)
+            with self.starts:
+                if created is None:
+                    self.docker().start(want, gpus, uid=self.uid, cluster=self.cluster)
+                else:
+                    self.docker().resume(created)
             log.info("started deployment %s attempt %s (%s) with GPUs [%s]",
                      want.deployment, want.attempt, want.image, ",".join(map(str, gpus)))
         except StartFailed as exc:

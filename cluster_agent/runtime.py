@@ -19,6 +19,9 @@ GPUS = "hypervisor.gpus"
 STOP_GRACE = "hypervisor.stop-grace"
 CLUSTER = "hypervisor.cluster"
 
+# How many starts and stops talk to the runtime at once; more only queue up inside it.
+CONCURRENT_ACTIONS = 8
+
 # The runtime could not be reached or answered with an error: the loop logs it and tries again.
 ERRORS = (DockerException, requests.RequestException)
 
@@ -69,13 +72,16 @@ class Runtime:
 
     def __init__(self, client: docker.DockerClient, log_client: docker.DockerClient, lossless_follow: bool) -> None:
         self.client = client
+        # A finished container's exit code never changes: inspect it once, not on every pass.
+        self.exit_codes: dict[str, int] = {}
         # Log streams stay open as long as a container runs, silent or not: no read timeout, their own pool.
         self.log_client = log_client
         self.lossless_follow = lossless_follow
 
     @classmethod
     def from_env(cls) -> Runtime:
-        client = docker.from_env()
+        # Starts and stops run in threads of their own; a pool smaller than them discards connections.
+        client = docker.from_env(max_pool_size=CONCURRENT_ACTIONS * 2)
         # Podman 4's compatible API drops lines from followed logs under bursts of output (its plain reads
         # are exact), so on Podman the followers poll instead of following.
         components = client.version().get("Components") or []
@@ -85,6 +91,8 @@ class Runtime:
     def list(self, uid: str) -> list[Observed]:
         """This agent's containers in any state: one listing call, plus an inspection per finished container."""
         listed = self.client.api.containers(all=True, filters={"label": f"{AGENT}={uid}"})
+        self.exit_codes = {entry["Id"]: code for entry in listed
+                           if (code := self.exit_codes.get(entry["Id"])) is not None}
         observed = []
         for entry in listed:
             labels = entry.get("Labels") or {}
@@ -97,13 +105,18 @@ class Runtime:
             state, exit_code = entry["State"], None
             if state in FINISHED_STATES:
                 try:
-                    exit_code = self.client.api.inspect_container(entry["Id"])["State"]["ExitCode"]
+                    exit_code = self.exit_code(entry["Id"])
                 except APIError as exc:
                     if not is_gone(exc):
                         raise
                     continue
             observed.append(Observed(entry["Id"], deployment, attempt, state, exit_code, gpus, grace))
         return observed
+
+    def exit_code(self, container_id: str) -> int:
+        if container_id not in self.exit_codes:
+            self.exit_codes[container_id] = self.client.api.inspect_container(container_id)["State"]["ExitCode"]
+        return self.exit_codes[container_id]
 
     def start(self, want: Desired, gpus: Sequence[int], *, uid: str, cluster: int | None) -> None:
         """Pulls the image if missing, creates the container with its limits and labels, starts it.
