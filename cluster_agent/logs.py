@@ -4,13 +4,15 @@ from __future__ import annotations
 import logging
 import threading
 
-from cluster_agent.decisions import FINISHED_STATES, Observed, log_cut
+from cluster_agent.decisions import Observed, log_cut
 from cluster_agent.runtime import ERRORS, Runtime
 
 log = logging.getLogger(__name__)
 
 FOLLOW_RETRY_SECONDS = 0.5
-POLL_SECONDS = 0.25
+# Each poll reads the whole log: often enough for "within a few seconds", rare enough that a hundred
+# containers do not keep the runtime busy. An exit is read at once (see `finished`).
+POLL_SECONDS = 1.0
 
 
 class LogFollower:
@@ -26,6 +28,8 @@ class LogFollower:
         self._acknowledged = 0
         self._done = False
         self._closed = threading.Event()
+        self._finished = threading.Event()
+        self._wake = threading.Event()
 
     def start(self) -> LogFollower:
         threading.Thread(target=self._run, daemon=True, name=f"logs-{self.container_id[:12]}").start()
@@ -33,6 +37,12 @@ class LogFollower:
 
     def close(self) -> None:
         self._closed.set()
+        self._wake.set()
+
+    def finished(self) -> None:
+        """The runtime listed the container as finished: whatever is read after this is all of its output."""
+        self._finished.set()
+        self._wake.set()
 
     def take(self, limit: int) -> tuple[int, bytes, bool]:
         """(absolute offset, bytes to ship now, whether that is all the container will ever write)."""
@@ -58,21 +68,22 @@ class LogFollower:
 
     def _run(self) -> None:
         while not self._closed.is_set():
+            # Known finished before the read: then the read holds all the output.
+            finished = self._finished.is_set()
             try:
                 if self.runtime.lossless_follow:
                     self._follow()
-                # The state is read before the logs: once it says finished, what follows holds all the output.
-                state = self.runtime.state(self.container_id)
-                if not self.runtime.lossless_follow:
+                else:
                     self._append_beyond(self.runtime.logs(self.container_id))
             except ERRORS as exc:
                 log.warning("reading the log of %s failed: %s", self.container_id[:12], exc)
-                state = "unknown"
-            if state is None or state in FINISHED_STATES:
+                finished = False
+            if finished:
                 with self._lock:
                     self._done = True
                 return
-            self._closed.wait(FOLLOW_RETRY_SECONDS if self.runtime.lossless_follow else POLL_SECONDS)
+            self._wake.wait(FOLLOW_RETRY_SECONDS if self.runtime.lossless_follow else POLL_SECONDS)
+            self._wake.clear()
 
     def _follow(self) -> None:
         # A stream can end or break while the container still runs (a restarted runtime): it is then read

@@ -151,6 +151,8 @@ class Agent:
             # A created container has no output yet, and its log stream would end at once.
             if container.state not in NOT_STARTED_STATES and container.container_id not in self.followers:
                 self.followers[container.container_id] = LogFollower(self.docker(), container).start()
+            if container.finished:
+                self.followers[container.container_id].finished()
 
     def report(self, observed: list[Observed]) -> tuple[list[dict], list[dict], set[str]]:
         containers, logs, exited = [], [], set()

@@ -169,15 +169,6 @@ class Runtime:
             if not is_gone(exc):
                 raise
 
-    def state(self, container_id: str) -> str | None:
-        """The container's state, or None once it is gone."""
-        try:
-            return self.client.api.inspect_container(container_id)["State"]["Status"]
-        except APIError as exc:
-            if not is_gone(exc):
-                raise
-            return None
-
     def follow_logs(self, container_id: str) -> Iterator[bytes]:
         """The container's stdout and stderr from its first byte, raw, until it stops."""
         return self.log_client.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)

@@ -425,38 +425,43 @@ def _open_snapshot(agent_id: int) -> list[OpenAttempt]:
     return [OpenAttempt(*row) for row in rows]
 
 
+# What each change makes of the attempt (None: it stays as it is).
+ATTEMPT_STATE_AFTER = {
+    Change.CREATED: None, Change.STARTED: AttemptState.RUNNING, Change.EXITED: AttemptState.EXITED,
+    Change.START_FAILED: AttemptState.STOPPED, Change.VANISHED: AttemptState.STOPPED,
+    Change.STOPPED: AttemptState.STOPPED,
+}
+
+
 def _apply_transition(cluster: Cluster, agent: Agent, deployment: Deployment, transition: Transition) -> None:
-    attempt, change, container = transition.attempt, transition.change, transition.container
-    now = timezone.now()
-    short = container[:12]
-    update = {"updated_at": now, "container": container}
-    if change is Change.CREATED:
-        pass
-    elif change is Change.STOPPED:
-        update.update(state=AttemptState.STOPPED, exit_code=transition.exit_code)
-        if container:
-            code = "" if transition.exit_code is None else f" (exit code {transition.exit_code})"
-            DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STOPPED,
-                                           message=f"Container {short} stopped{code}.")
-    elif change is Change.STARTED or (change is Change.EXITED and attempt.state == AttemptState.STARTING):
-        update["state"] = AttemptState.RUNNING
+    attempt, change, short = transition.attempt, transition.change, transition.container[:12]
+    RunAttempt.objects.filter(pk=attempt.id).update(
+        state=ATTEMPT_STATE_AFTER[change] or attempt.state, container=transition.container,
+        exit_code=transition.exit_code, updated_at=timezone.now(),
+    )
+    # A container that ran and exited between two reports did start: the history says so.
+    if change is Change.STARTED or (change is Change.EXITED and attempt.state == AttemptState.STARTING):
         DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STARTED,
                                        message=f"Container {short} started on agent '{agent.name}'.")
-    if change is Change.EXITED:
-        update.update(state=AttemptState.EXITED, exit_code=transition.exit_code)
+    if change is Change.STOPPED and short:
+        code = "" if transition.exit_code is None else f" (exit code {transition.exit_code})"
+        DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STOPPED,
+                                       message=f"Container {short} stopped{code}.")
+    ending = _ending(transition)
+    if ending and deployment.status == Status.RUNNING and deployment.attempt == attempt.number:
+        _finish_locked(cluster, deployment, *ending, exit_code=transition.exit_code)
+
+
+def _ending(transition: Transition) -> tuple[Status, str] | None:
+    """How the change ends the deployment, if it runs that attempt: its status and the reason."""
+    if transition.change is Change.EXITED:
         status = Status.COMPLETED if transition.exit_code == 0 else Status.FAILED
-        message = f"{FINISH_VERBS[status].capitalize()}: its container exited with code {transition.exit_code}."
-    elif change is Change.START_FAILED:
-        update["state"] = AttemptState.STOPPED
-        status, message = Status.FAILED, f"Failed to start: {transition.error}"[:500]
-    elif change is Change.VANISHED:
-        update["state"] = AttemptState.STOPPED
-        status, message = Status.FAILED, f"Failed: its container {short} vanished from the agent's host."
-    else:
-        status = None
-    RunAttempt.objects.filter(pk=attempt.id).update(**update)
-    if status is not None and deployment.status == Status.RUNNING and deployment.attempt == attempt.number:
-        _finish_locked(cluster, deployment, status, message, exit_code=transition.exit_code)
+        return status, f"{FINISH_VERBS[status].capitalize()}: its container exited with code {transition.exit_code}."
+    if transition.change is Change.START_FAILED:
+        return Status.FAILED, f"Failed to start: {transition.error}"[:500]
+    if transition.change is Change.VANISHED:
+        return Status.FAILED, f"Failed: its container {transition.container[:12]} vanished from the agent's host."
+    return None
 
 
 def requeue_lost_agents() -> int:

@@ -146,6 +146,9 @@ def test_log_follower_keeps_every_byte_untouched(runtime, uid, lossless_follow):
     runtime.start(shell(1, f"printf '{printf_escaped(BINARY)}'; sleep 0.5; printf '{printf_escaped(BINARY)}' >&2"),
                   (), uid=uid, cluster=1)
     follower = LogFollower(runtime, only(runtime, uid)).start()
+    # The loop tells a follower once the runtime lists its container as finished.
+    wait_until(lambda: only(runtime, uid).finished)
+    follower.finished()
     wait_until(lambda: follower.take(10**9)[2])
     assert follower.take(10**9) == (0, BINARY * 2, True)
     follower.acknowledge(len(BINARY) + 5)
