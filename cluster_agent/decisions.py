@@ -78,9 +78,11 @@ class Desired:
 
 @dataclass(frozen=True)
 class Actions:
-    """One pass's work: new containers (with their GPU indices), created ones to start, stops and removals."""
+    """One pass's work: new containers (with their GPU indices), created ones to start, stops and removals,
+    and containers to create now but start later."""
 
     start: tuple[tuple[Desired, tuple[int, ...]], ...] = ()
+    prepare: tuple[tuple[Desired, tuple[int, ...]], ...] = ()
     resume: tuple[Observed, ...] = ()
     stop: tuple[Observed, ...] = ()
     remove: tuple[Observed, ...] = ()
@@ -127,18 +129,30 @@ def plan_pass(
         if not container.live and container.deployment not in in_flight
         and (container.state in NOT_STARTED_STATES or container.container_id in reported_exited)
     )
-    if stop:
-        # The host never runs more than the cluster's capacity: nothing starts while a victim still runs.
-        return Actions(stop=stop, remove=remove)
-
     by_deployment: dict[int, list[Observed]] = {}
     for container in observed:
         by_deployment.setdefault(container.deployment, []).append(container)
-    free = free_gpus(gpus, observed, (index for indices in in_flight.values() for index in indices))
+    reserved = [index for indices in in_flight.values() for index in indices]
     wanted = sorted(
         (want for want in desired if want.deployment not in in_flight and want.key not in failed),
         key=lambda want: want.key,
     )
+    if stop:
+        # The host never runs more than the cluster's capacity: nothing starts while a victim still runs.
+        # What starts next is created meanwhile (a created container holds nothing), with indices the
+        # victims will leave, so once they are gone it only has to be started.
+        held = {index for container in observed
+                if (container.live and container not in gone) or container.state in NOT_STARTED_STATES
+                for index in container.gpus}
+        pool = sorted(set(gpus) - held - set(reserved))
+        prepare = []
+        for want in wanted:
+            if not by_deployment.get(want.deployment) and want.gpu <= len(pool):
+                prepare.append((want, tuple(pool[: want.gpu])))
+                pool = pool[want.gpu:]
+        return Actions(stop=stop, remove=remove, prepare=tuple(prepare))
+
+    free = free_gpus(gpus, observed, reserved)
 
     # Containers created before a crash start first, with the GPU indices they were created with; one whose
     # indices went to another container meanwhile is removed and started afresh.

@@ -209,23 +209,29 @@ class Agent:
             self.start_in_background(by_key[container.key], container.gpus, container.container_id)
         for want, gpus in actions.start:
             self.start_in_background(want, gpus, None)
+        for want, gpus in actions.prepare:
+            self.start_in_background(want, gpus, None, create_only=True)
 
-    def start_in_background(self, want: Desired, gpus: tuple[int, ...], created: str | None) -> None:
+    def start_in_background(self, want: Desired, gpus: tuple[int, ...], created: str | None,
+                            create_only: bool = False) -> None:
         # plan_pass never starts a deployment already in `starting`, and only this thread adds to it.
         with self.lock:
             self.starting[want.deployment] = gpus
-        threading.Thread(target=self.start_container, args=(want, gpus, created), daemon=True,
+        threading.Thread(target=self.start_container, args=(want, gpus, created, create_only), daemon=True,
                          name=f"start-{want.deployment}").start()
 
-    def start_container(self, want: Desired, gpus: tuple[int, ...], created: str | None) -> None:
+    def start_container(self, want: Desired, gpus: tuple[int, ...], created: str | None,
+                        create_only: bool = False) -> None:
         failure = None
         try:
             with self.starts:
-                if created is None:
+                if create_only:
+                    self.docker().create(want, gpus, uid=self.uid, cluster=self.cluster)
+                elif created is None:
                     self.docker().start(want, gpus, uid=self.uid, cluster=self.cluster)
                 else:
                     self.docker().resume(created)
-            log.info("started deployment %s attempt %s (%s) with GPUs [%s]",
+            log.info("%s deployment %s attempt %s (%s) with GPUs [%s]", "created" if create_only else "started",
                      want.deployment, want.attempt, want.image, ",".join(map(str, gpus)))
         except StartFailed as exc:
             failure = exc.message

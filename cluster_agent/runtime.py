@@ -119,9 +119,15 @@ class Runtime:
         return self.exit_codes[container_id]
 
     def start(self, want: Desired, gpus: Sequence[int], *, uid: str, cluster: int | None) -> None:
-        """Pulls the image if missing, creates the container with its limits and labels, starts it.
-        Raises StartFailed with the runtime's message when it cannot run; a container of the same name
-        already made (by an earlier pass) is left alone."""
+        """Creates the container (see `create`) and starts it."""
+        container_id = self.create(want, gpus, uid=uid, cluster=cluster)
+        if container_id is not None:
+            self.resume(container_id)
+
+    def create(self, want: Desired, gpus: Sequence[int], *, uid: str, cluster: int | None) -> str | None:
+        """Pulls the image if missing and creates the container with its limits and labels, not started.
+        Raises StartFailed with the runtime's message when it cannot be made; None when a container of the
+        same name was already made (by an earlier pass), which is left alone."""
         try:
             self._ensure_image(want.image)
             container = self.client.containers.create(
@@ -142,9 +148,9 @@ class Runtime:
             )
         except APIError as exc:
             if is_name_conflict(exc):
-                return
+                return None
             raise StartFailed(explain(exc)) from exc
-        self.resume(container.id)
+        return container.id
 
     def resume(self, container_id: str) -> None:
         """Starts a created container; one that cannot start is removed, so a retry begins from nothing."""

@@ -1,20 +1,30 @@
 """Celery tasks: thin wrappers that take ids and call the scheduling services."""
+import logging
+
 from celery import shared_task
 
 from clusters.models import Cluster
+from hypervisor_mlops.metrics import LEDGER_DRIFT, SCHEDULING_PASS
 
 from . import services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def schedule_cluster_task(cluster_id: int) -> None:
     """One scheduling pass over one cluster; idempotent, so redelivery or duplicates are harmless."""
-    services.schedule_cluster(cluster_id=cluster_id)
+    with SCHEDULING_PASS.time():
+        result = services.schedule_cluster(cluster_id=cluster_id)
+    if result is not None:
+        logger.info("scheduling pass on cluster %s: %d started, %d preempted", cluster_id, len(result.starts),
+                    len(result.preemptions), extra={"cluster": cluster_id})
 
 
 @shared_task(acks_late=True, time_limit=60, soft_time_limit=50)
 def reconcile_cluster_task(cluster_id: int) -> None:
-    services.reconcile_cluster(cluster_id=cluster_id)
+    if services.reconcile_cluster(cluster_id=cluster_id):
+        LEDGER_DRIFT.inc()
 
 
 @shared_task(acks_late=True, time_limit=60, soft_time_limit=50)

@@ -1,4 +1,6 @@
 """Settings, read from the environment or `.env` (see .env.example for every name and its default)."""
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +35,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every response (even one a later middleware refuses) carries the id and is counted.
+    "hypervisor_mlops.middleware.RequestIdMiddleware",
+    "hypervisor_mlops.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -191,6 +196,16 @@ CELERY_BEAT_SCHEDULE["requeue-lost-agents"] = {
     "options": {"expires": AGENT_SWEEP_SECONDS},
 }
 
+# --- Metrics ----------------------------------------------------------------------------------------------
+# /metrics answers only with this bearer token; unset (the default), it is 404.
+METRICS_TOKEN = config("METRICS_TOKEN", default="")
+# Where every process (gunicorn workers, Celery workers) writes its counters and histograms for the scrape
+# to sum. prometheus_client reads the variable when first imported, so it is set here, before any import.
+PROMETHEUS_MULTIPROC_DIR = config(
+    "PROMETHEUS_MULTIPROC_DIR", default=os.path.join(tempfile.gettempdir(), "hypervisor-metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+
 # --- Static files, i18n -----------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -200,13 +215,26 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Logging ----------------------------------------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id, user, cluster,
+# deployment where known). Every line carries the id of the request (or of the request that enqueued the task).
+LOG_FORMAT = config("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "hypervisor_mlops.logging.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "hypervisor_mlops.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": config("LOG_LEVEL", default="INFO")},
 }
+# Workers log through the same handler and format as the API, not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Tests ------------------------------------------------------------------------------------------------
 TEST_RUNNER = "tests.runner.PytestRunner"

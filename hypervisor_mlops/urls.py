@@ -9,7 +9,7 @@ from clusters.views import ClusterViewSet
 from deployments.views import DeploymentViewSet
 from organizations.views import OrganizationViewSet
 
-from . import health
+from . import health, metrics
 from .routers import router
 
 schema_view = get_schema_view(
@@ -36,6 +36,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     re_path(r"^healthz/?$", health.healthz, name="healthz"),
     re_path(r"^readyz/?$", health.readyz, name="readyz"),
+    # A plain Django view, outside the API and its schema: it is for Prometheus, with its own token.
+    re_path(r"^metrics/?$", metrics.metrics, name="metrics"),
     re_path(r"^swagger(?P<format>\.json|\.yaml)$", schema_view.without_ui(cache_timeout=0), name="schema-json"),
     re_path(r"^swagger/?$", schema_view.with_ui("swagger", cache_timeout=0), name="schema-swagger-ui"),
     re_path(r"^redoc/?$", schema_view.with_ui("redoc", cache_timeout=0), name="schema-redoc"),

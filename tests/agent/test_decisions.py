@@ -65,6 +65,25 @@ def test_live_stale_container_is_stopped_and_blocks_every_start():
     assert actions.start == ()
 
 
+def test_while_a_victim_stops_the_preemptor_is_created_with_the_indices_it_will_free():
+    victim, other = running(9, gpus=(0,)), running(3, gpus=(1,))
+    actions = plan_pass([want(1, gpu=1), want(3, gpu=1), want(2, gpu=1)], [victim, other], [0, 1], set(), {})
+    assert actions.stop == (victim,) and actions.start == () and actions.resume == ()
+    # Index 1 stays with the running deployment 3; only one index is left for deployments 1 and 2.
+    assert actions.prepare == ((want(1, gpu=1), (0,)),)
+
+
+def test_a_created_preemptor_is_started_once_its_victim_is_gone():
+    created = running(1, gpus=(0,), state="created")
+    assert plan_pass([want(1, gpu=1)], [created], [0], set(), {}).resume == (created,)
+
+
+def test_nothing_is_created_twice_or_beside_an_old_attempt():
+    victim, old = running(9), running(1, attempt=1)
+    actions = plan_pass([want(1, attempt=2), want(5)], [victim, old], [], set(), {5: ()})
+    assert actions.prepare == ()
+
+
 def test_start_proceeds_once_victims_have_exited():
     victim = running(9, gpus=(0,), state="exited")
     actions = plan_pass([want(1, gpu=1)], [victim], [0], set(), {})
@@ -187,6 +206,12 @@ def test_nothing_starts_while_a_live_stale_container_exists(scenario):
     if any(container.live for container in stale(desired, observed)):
         assert actions.start == () and actions.resume == ()
         assert set(actions.stop) == {c for c in stale(desired, observed) if c.live}
+        # What is created meanwhile holds indices that no container keeps after the victims are gone.
+        holding = [c for c in observed if c not in actions.stop and c not in actions.remove
+                   and (c.live or c.state in ("created", "configured"))]
+        kept = {i for c in holding for i in c.gpus}
+        prepared = [i for _, gpus in actions.prepare for i in gpus]
+        assert len(prepared) == len(set(prepared)) and not set(prepared) & kept
 
 
 @given(scenarios())

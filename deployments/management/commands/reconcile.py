@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 
 from clusters.models import Cluster
 from deployments.services import reconcile_cluster
+from hypervisor_mlops.metrics import LEDGER_DRIFT
 
 
 class Command(BaseCommand):
@@ -11,4 +12,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         cluster_ids = list(Cluster.objects.values_list("pk", flat=True))
         drifted = [pk for pk in cluster_ids if reconcile_cluster(cluster_id=pk)]
+        LEDGER_DRIFT.inc(len(drifted))
         self.stdout.write(f"Reconciled {len(cluster_ids)} clusters; repaired drift on {len(drifted)}.")
