@@ -1,13 +1,12 @@
 """Deployments (a container and the resources it asks for) and the history of their status."""
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from clusters.models import RESOURCE_DECIMAL
 from organizations.models import TenantQuerySet
 
-from .scheduling import Resources, describe_wait
+from .scheduling import Resources
 
 
 class DeploymentQuerySet(TenantQuerySet):
@@ -24,24 +23,6 @@ class DeploymentQuerySet(TenantQuerySet):
 
     def in_queue_order(self) -> "DeploymentQuerySet":
         return self.order_by("-priority", "created_at", "id")
-
-    def with_queue_position(self) -> "DeploymentQuerySet":
-        """Annotate `queue_ahead`: for a pending deployment, how many pending ones of higher priority share its cluster."""
-        ahead = (
-            Deployment.objects.filter(
-                cluster=models.OuterRef("cluster"), status=Status.PENDING, priority__gt=models.OuterRef("priority")
-            )
-            .order_by()
-            .values("cluster")
-            .annotate(n=models.Count("*"))
-            .values("n")
-        )
-        return self.annotate(
-            queue_ahead=models.Case(
-                models.When(status=Status.PENDING, then=Coalesce(models.Subquery(ahead), 0)),
-                default=0,
-            )
-        )
 
 
 class Status(models.TextChoices):
@@ -149,26 +130,16 @@ class Deployment(models.Model):
     def can_become(self, status: str) -> bool:
         return self.status in self.ALLOWED_SOURCES[status]
 
-    @property
-    def status_reason(self) -> str:
+    def status_reason(self, waiting: str = "") -> str:
         """Why the deployment is where it is, in words a user can act on.
 
-        A pending deployment's reason is derived when read (from the cluster's live availability and the
-        queue), so scheduling passes never rewrite every queued row; `status_message` keeps the story of the
-        last transition, such as who preempted it.
+        For a pending one, `waiting` is why it waits now (see services.explain_pending), derived when read so
+        that scheduling passes never rewrite every queued row; `status_message` keeps the story of the last
+        transition, such as who preempted it.
         """
         if self.status != Status.PENDING:
             return self.status_message or f"Running on cluster '{self.cluster.name}'."
-        waiting_on = [d for d in self.depends_on.all() if d.status != Status.COMPLETED]
-        if waiting_on:
-            reason = "waiting for dependencies " + ", ".join(f"#{d.pk} ({d.status})" for d in waiting_on)
-        elif not self.demand.fits_in(self.cluster.capacity):
-            reason = "can never start here: " + describe_wait(
-                self.demand, self.cluster.capacity, 0, free_as="in the whole cluster"
-            )
-        else:
-            reason = describe_wait(self.demand, self.cluster.available, getattr(self, "queue_ahead", 0))
-        return f"{self.status_message} Now {reason}." if self.status_message else reason[0].upper() + reason[1:] + "."
+        return f"{self.status_message} Now {waiting}." if self.status_message else waiting[0].upper() + waiting[1:] + "."
 
 
 class EventKind(models.TextChoices):

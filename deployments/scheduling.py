@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -233,4 +234,68 @@ def describe_wait(demand: Resources, free: Resources, ahead: int, *, free_as: st
     sentence = "needs " + "; ".join(parts) if parts else "fits; waiting for the scheduler"
     if ahead > 0:
         sentence += f"; {ahead} deployment{'s' if ahead != 1 else ''} of higher priority ahead"
+    return sentence
+
+
+# --- Why a pending deployment waits -----------------------------------------------------------------------
+
+DEPENDENCIES, EXCEEDS_CAPACITY, RESOURCES, SCHEDULING = "dependencies", "exceeds_capacity", "resources", "scheduling"
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why one pending deployment waits, from one snapshot of its cluster, as the API's `scheduling` object."""
+
+    reason: str
+    shortfall: Resources
+    queue_position: int  # 1-based, among the cluster's pending deployments in queue order
+    waiting_for: tuple[int, ...]
+    preemptible: Resources  # what running deployments of strictly lower priority hold
+    higher_ahead: int  # pending deployments of strictly higher priority
+
+
+def explain(demand: Resources, *, capacity: Resources, free: Resources, preemptible: Resources,
+            waiting_for: Sequence[int], queue_position: int, higher_ahead: int) -> Explanation:
+    """The reason is the first that applies of: dependencies, exceeds_capacity, resources, scheduling.
+
+    `exceeds_capacity` comes before `resources`, which it implies, or it could never show. `resources` means
+    that even evicting every running deployment of strictly lower priority would not make it fit, so the
+    planner cannot start it: at its turn the planner can reach at most what is free plus what lower
+    priority holds. Otherwise it fits and a pass is due (`scheduling`); a settled cluster has none of those.
+    """
+    if waiting_for:
+        reason = DEPENDENCIES
+    elif not demand.fits_in(capacity):
+        reason = EXCEEDS_CAPACITY
+    elif not demand.fits_in(free + preemptible):
+        reason = RESOURCES
+    else:
+        reason = SCHEDULING
+    return Explanation(reason, demand.shortfall(free), queue_position, tuple(waiting_for), preemptible,
+                       higher_ahead)
+
+
+def lower_priority_holdings(running: Iterable[tuple[int, Resources]]) -> Callable[[int], Resources]:
+    """From (priority, held) pairs of running deployments: priority -> what strictly lower priorities hold."""
+    by_priority = sorted(running, key=lambda pair: pair[0])
+    priorities = [priority for priority, _ in by_priority]
+    prefix = [Resources.zero()]
+    for _, held in by_priority:
+        prefix.append(prefix[-1] + held)
+    return lambda priority: prefix[bisect_left(priorities, priority)]
+
+
+def describe(explanation: Explanation, demand: Resources, free: Resources, capacity: Resources,
+             dependency_statuses: Sequence[tuple[int, str]] = ()) -> str:
+    """The explanation in words, e.g. "Needs 2 GPU, 1 free; 3 deployments of higher priority ahead."."""
+    if explanation.reason == DEPENDENCIES:
+        sentence = "waiting for dependencies " + ", ".join(f"#{pk} ({status})" for pk, status in dependency_statuses)
+    elif explanation.reason == EXCEEDS_CAPACITY:
+        sentence = "can never start here: " + describe_wait(demand, capacity, 0, free_as="in the whole cluster")
+    elif explanation.reason == SCHEDULING and demand.fits_in(free):
+        sentence = "fits; waiting for the scheduler"
+    elif explanation.reason == SCHEDULING:
+        sentence = "can start by preempting lower-priority work; waiting for the scheduler"
+    else:
+        sentence = describe_wait(demand, free, explanation.higher_ahead)
     return sentence

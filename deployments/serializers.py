@@ -9,9 +9,10 @@ from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from organizations.serializers import PageSerializer
 
+from . import services
 from .logs import MAX_TAIL
 from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
-from .scheduling import Resources
+from .scheduling import DEPENDENCIES, EXCEEDS_CAPACITY, RESOURCES, SCHEDULING, Resources
 
 INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 RESOURCE_UNITS = {"cpu_required": ("cpu", "CPU"), "ram_required": ("ram", "GB of RAM"), "gpu_required": ("gpu", "GPU")}
@@ -33,6 +34,7 @@ class DeploymentIdsField(serializers.ListField):
         return [d.pk for d in related.all()]
 
 
+STARTED_SINCE = "fits; waiting for the scheduler"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Generous bounds that keep a container's configuration a sane size for the database and the runtime.
 MAX_ARGS, MAX_ARG_CHARS, MAX_ENV, MAX_ENV_VALUE_CHARS = 1000, 65_536, 1000, 65_536
@@ -68,6 +70,22 @@ class RuntimeSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class AmountsSerializer(serializers.Serializer):
+    cpu = resource_field(read_only=True)
+    ram = resource_field(read_only=True)
+    gpu = gpu_field(read_only=True)
+
+
+class SchedulingSerializer(serializers.Serializer):
+    """Why a pending deployment waits, computed from one snapshot exactly as the scheduler would see it."""
+
+    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, EXCEEDS_CAPACITY, SCHEDULING))
+    shortfall = AmountsSerializer(help_text="What it needs beyond what is free.")
+    queue_position = serializers.IntegerField(help_text="1-based place among the cluster's pending deployments.")
+    waiting_for = serializers.ListField(child=serializers.IntegerField(), help_text="Unfinished dependencies.")
+    preemptible = AmountsSerializer(help_text="What running deployments of strictly lower priority hold.")
+
+
 class DeploymentSerializer(serializers.ModelSerializer):
     cluster = VisibleClusterField()
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
@@ -77,7 +95,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
     gpu_required = gpu_field(default=0)
     depends_on = DeploymentIdsField(required=False, max_length=1000)
     dependents = DeploymentIdsField(read_only=True)
-    status_reason = serializers.CharField(read_only=True)
+    status_reason = serializers.SerializerMethodField()
+    scheduling = serializers.SerializerMethodField()
     command = serializers.ListField(child=ContainerStringField(max_length=MAX_ARG_CHARS), allow_null=True,
                                     required=False, max_length=MAX_ARGS,
                                     help_text="Arguments to run instead of the image's command; null for the image's.")
@@ -93,11 +112,31 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "id", "name", "organization", "cluster", "docker_image", "priority",
             "cpu_required", "ram_required", "gpu_required", "depends_on", "dependents",
             "command", "env", "stop_grace_seconds",
-            "status", "status_reason", "exit_code", "runtime", "preemption_count", "created_by", "created_at",
+            "status", "status_reason", "scheduling", "exit_code", "runtime", "preemption_count", "created_by", "created_at",
             "started_at", "finished_at",
         )
         read_only_fields = ("status", "exit_code", "preemption_count", "created_by", "created_at", "started_at",
                             "finished_at")
+
+    def _insight(self, deployment: Deployment):
+        """(explanation, sentence) of a pending deployment, computed once for the whole page it is on; no
+        explanation for one that a pass started since it was read (say, the answer to its own submission)."""
+        insight = self.context.setdefault("insight", {})
+        if deployment.pk not in insight:
+            batch = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [deployment]
+            insight.update(dict.fromkeys((d.pk for d in batch), (None, STARTED_SINCE)))
+            insight.update(services.explain_pending(list(batch)))
+        return insight[deployment.pk]
+
+    @swagger_serializer_method(serializer_or_field=serializers.CharField())
+    def get_status_reason(self, deployment: Deployment) -> str:
+        waiting = self._insight(deployment)[1] if deployment.status == Deployment.Status.PENDING else ""
+        return deployment.status_reason(waiting)
+
+    @swagger_serializer_method(serializer_or_field=SchedulingSerializer(allow_null=True))
+    def get_scheduling(self, deployment: Deployment) -> dict | None:
+        explanation = self._insight(deployment)[0] if deployment.status == Deployment.Status.PENDING else None
+        return None if explanation is None else SchedulingSerializer(explanation).data
 
     @swagger_serializer_method(serializer_or_field=RuntimeSerializer(allow_null=True))
     def get_runtime(self, deployment: Deployment) -> dict | None:
@@ -158,6 +197,13 @@ class DeploymentUpdateSerializer(DeploymentSerializer):
         if cluster.organization_id != self.instance.cluster.organization_id:
             raise serializers.ValidationError("A deployment cannot move to another organization's cluster.")
         return cluster
+
+
+class DryRunSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=("start", "preempt", "wait"))
+    preempts = serializers.ListField(child=serializers.IntegerField(), help_text="What it would evict.")
+    scheduling = SchedulingSerializer(allow_null=True, help_text="For `wait`: as the deployment would show it.")
+    status_reason = serializers.CharField()
 
 
 class LogQuerySerializer(serializers.Serializer):

@@ -8,14 +8,16 @@ is enqueued only after commit, so a worker always sees what the API wrote.
 """
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -31,7 +33,18 @@ from . import tasks
 from .execution import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
 from .logs import bounded, clean_output
 from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
-from .scheduling import Pending, Plan, Resources, Running, plan, plan_if_everything_fits
+from .scheduling import (
+    Explanation,
+    Pending,
+    Plan,
+    Resources,
+    Running,
+    describe,
+    explain,
+    lower_priority_holdings,
+    plan,
+    plan_if_everything_fits,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +301,129 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
     if stranded:
         schedule_cluster(cluster_id=cluster_id)
     return drifted
+
+
+# --- Scheduling insight: why pending, and what if --------------------------------------------------------
+
+def explain_pending(deployments: Sequence[Deployment]) -> dict[int, tuple[Explanation, str]]:
+    """For each pending deployment given: its `scheduling` explanation and the sentence saying it in words.
+
+    A fixed number of queries for any number of deployments and any depth of queue (positions come from one
+    window query), all read from one snapshot of the database.
+    """
+    pending = [d for d in deployments if d.status == Status.PENDING]
+    if not pending:
+        return {}
+    ids = [d.pk for d in pending]
+    cluster_ids = sorted({d.cluster_id for d in pending})
+    with _one_snapshot():
+        clusters = Cluster.objects.in_bulk(cluster_ids)
+        positions = _queue_positions(cluster_ids, ids)
+        held = defaultdict(list)
+        for row in (Deployment.objects.filter(cluster_id__in=cluster_ids).running().order_by()
+                    .values("cluster_id", "priority").annotate(cpu=Sum("cpu_required"), ram=Sum("ram_required"),
+                                                               gpu=Sum("gpu_required"))):
+            held[row["cluster_id"]].append((row["priority"], Resources(row["cpu"], row["ram"], row["gpu"])))
+        waiting = defaultdict(list)
+        edges = Deployment.depends_on.through.objects.filter(from_deployment__in=ids).exclude(
+            to_deployment__status=Status.COMPLETED).order_by("to_deployment_id")
+        for pk, dependency, status in edges.values_list("from_deployment_id", "to_deployment_id",
+                                                        "to_deployment__status"):
+            waiting[pk].append((dependency, status))
+    lower = {pk: lower_priority_holdings(held[pk]) for pk in cluster_ids}
+    insight = {}
+    for d in pending:
+        if d.pk not in positions:
+            continue  # no longer pending: it was read before a pass started it
+        cluster = clusters[d.cluster_id]
+        position, higher_ahead = positions[d.pk]
+        explanation = explain(d.demand, capacity=cluster.capacity, free=cluster.available,
+                              preemptible=lower[d.cluster_id](d.priority),
+                              waiting_for=[pk for pk, _ in waiting[d.pk]], queue_position=position,
+                              higher_ahead=higher_ahead)
+        insight[d.pk] = explanation, describe(explanation, d.demand, cluster.available, cluster.capacity,
+                                              waiting[d.pk])
+    return insight
+
+
+WOULD_BE = 0  # the id a dry run gives the deployment it imagines: no real deployment has it
+
+
+@dataclass(frozen=True)
+class DryRun:
+    decision: str  # "start", "preempt" or "wait"
+    preempts: tuple[int, ...]
+    scheduling: Explanation | None
+    status_reason: str
+
+
+def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (), priority: int = 0,
+                       cpu_required: Decimal = Decimal(0), ram_required: Decimal = Decimal(0), gpu_required: int = 0,
+                       **ignored) -> DryRun:
+    """What submitting this deployment would do now, writing nothing: the scheduling pass that would follow
+    the submission, planned by the same pure planner on the same picture plus the would-be deployment.
+
+    Exact: submitted next, with nothing else changing, it gets this decision, these victims, this position.
+    """
+    demand = Resources(cpu_required, ram_required, gpu_required)
+    dependency_ids = [d.pk for d in depends_on]
+    with _one_snapshot():
+        cluster = Cluster.objects.get(pk=cluster.pk)
+        agent = Agent.objects.live().filter(cluster=cluster).only("pk", "created_at", "last_seen_at").first()
+        running, pending = read_queue(cluster_id=cluster.pk)
+        unfinished = list(Deployment.objects.filter(pk__in=dependency_ids).exclude(status=Status.COMPLETED)
+                          .order_by("pk").values_list("pk", "status"))
+        queued = list(Deployment.objects.filter(cluster=cluster).pending().values_list("pk", "priority"))
+    would_be = Pending(WOULD_BE, priority, demand, timezone.now())
+    if agent is not None and agent.is_lost_at(timezone.now()):
+        result = Plan((), (), cluster.available)  # as schedule_cluster: nothing starts on a lost host
+    else:
+        result = plan(cluster.capacity, running, pending if unfinished else [*pending, would_be])
+    victims = tuple(victim for victim, by in result.preemptions if by == WOULD_BE)
+    if WOULD_BE in result.starts:
+        words = f"Would start now{' by preempting ' + ', '.join(f'#{v}' for v in victims) if victims else ''}."
+        return DryRun("preempt" if victims else "start", victims, None, words)
+
+    # As the deployment would show it once that pass is done: what the pass starts leaves the queue, what
+    # it preempts returns to it (before the newcomer, which is the latest of its priority).
+    started, evicted = set(result.starts), {victim for victim, _ in result.preemptions}
+    queue_after = [p for pk, p in queued if pk not in started] + [r.priority for r in running if r.id in evicted]
+    running_after = [(r.priority, r.demand) for r in running if r.id not in evicted]
+    running_after += [(p.priority, p.demand) for p in pending if p.id in started]
+    explanation = explain(demand, capacity=cluster.capacity, free=result.free,
+                          preemptible=lower_priority_holdings(running_after)(priority),
+                          waiting_for=[pk for pk, _ in unfinished],
+                          queue_position=1 + sum(p >= priority for p in queue_after),
+                          higher_ahead=sum(p > priority for p in queue_after))
+    sentence = describe(explanation, demand, result.free, cluster.capacity, unfinished)
+    return DryRun("wait", (), explanation, sentence[0].upper() + sentence[1:] + ".")
+
+
+@contextmanager
+def _one_snapshot():
+    """Reads that see one moment of the database: PostgreSQL's REPEATABLE READ (SQLite always does)."""
+    nested = connection.in_atomic_block
+    with transaction.atomic():
+        # Only the first statement of a transaction may set its isolation; inside another one, reads
+        # share that one's snapshot rules.
+        if connection.vendor == "postgresql" and not nested:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _queue_positions(cluster_ids: list[int], ids: list[int]) -> dict[int, tuple[int, int]]:
+    """pk -> (1-based place in its cluster's queue, pending deployments of strictly higher priority)."""
+    table = Deployment._meta.db_table
+    sql = (
+        f"SELECT id, position, higher FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster_id ORDER BY "
+        f"priority DESC, created_at, id) AS position, RANK() OVER (PARTITION BY cluster_id ORDER BY priority DESC)"
+        f" - 1 AS higher FROM {table} WHERE status = %s AND cluster_id IN ({', '.join(['%s'] * len(cluster_ids))})"
+        f") queue WHERE id IN ({', '.join(['%s'] * len(ids))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.PENDING, *cluster_ids, *ids])
+        return {pk: (position, higher) for pk, position, higher in cursor.fetchall()}
 
 
 def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:

@@ -1,5 +1,6 @@
 """Deployment endpoints: submit, read, edit, the status actions and the event history."""
 from django.db.models import Prefetch, prefetch_related_objects
+from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
@@ -16,6 +17,7 @@ from .serializers import (
     DeploymentEventPageSerializer,
     DeploymentEventSerializer,
     DeploymentLogSerializer,
+    DryRunSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
     LogQuerySerializer,
@@ -57,16 +59,13 @@ class DeploymentViewSet(
             Deployment.objects.visible_to(self.request.user)
             .select_related("cluster")
             .prefetch_related(*RELATED)
-            .with_queue_position()
         )
 
     def get_serializer_class(self):
         return DeploymentUpdateSerializer if self.action == "partial_update" else DeploymentSerializer
 
     def perform_create(self, serializer) -> None:
-        cluster = serializer.validated_data["cluster"]
-        if cluster.caller_role not in MANAGERS:
-            raise PermissionDenied("Viewers cannot create deployments.")
+        _ensure_may_submit(serializer.validated_data["cluster"])
         deployment = services.create_deployment(created_by=self.request.user, **serializer.validated_data)
         prefetch_related_objects([deployment], *RELATED)
         serializer.instance = deployment
@@ -77,6 +76,23 @@ class DeploymentViewSet(
             raise PermissionDenied("Viewers cannot move deployments onto a cluster.")
         services.update_deployment(deployment_id=serializer.instance.pk, **serializer.validated_data)
         serializer.instance = self.get_object()
+
+    @swagger_auto_schema(request_body=DeploymentSerializer, responses={
+        200: openapi.Response("What submitting this body would do now.", DryRunSerializer, examples={
+            "application/json": {"decision": "wait", "preempts": [], "status_reason":
+                                 "Needs 2 GPU, 1 free; 3 deployments of higher priority ahead.",
+                                 "scheduling": {"reason": "resources",
+                                                "shortfall": {"cpu": "0.000", "ram": "0.000", "gpu": 1},
+                                                "queue_position": 4, "waiting_for": [],
+                                                "preemptible": {"cpu": "0.000", "ram": "0.000", "gpu": 0}}}}),
+        400: "Invalid, exactly as a create", 403: "Viewers cannot submit"})
+    @action(detail=False, methods=["post"], url_path="dry-run")
+    def dry_run(self, request):
+        """What submitting this body would do now (start, preempt whom, or wait and why), creating nothing."""
+        serializer = DeploymentSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        _ensure_may_submit(serializer.validated_data["cluster"])
+        return Response(DryRunSerializer(services.dry_run_deployment(**serializer.validated_data)).data)
 
     def _finish(self, status: Status) -> Response:
         deployment = self.get_object()
@@ -119,3 +135,8 @@ class DeploymentViewSet(
         text = DeploymentLog.objects.filter(deployment=deployment).values_list("text", "truncated").first()
         lines, more = last_lines(text[0], query.validated_data["tail"]) if text else ([], False)
         return Response({"lines": lines, "truncated": more or bool(text and text[1])})
+
+
+def _ensure_may_submit(cluster) -> None:
+    if cluster.caller_role not in MANAGERS:
+        raise PermissionDenied("Viewers cannot create deployments.")

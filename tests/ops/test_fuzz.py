@@ -95,9 +95,11 @@ def _with_real_ids(draw, case):
     path_parameters = case.path_parameters or {}
     if pool and "id" in path_parameters:
         path_parameters["id"] = draw(st.sampled_from(WORLD.ids[pool]))
-    for name, ids in (("user_id", "user"), ("agent_id", "agent")):
-        if name in path_parameters:
-            path_parameters[name] = draw(st.sampled_from(WORLD.ids[ids]))
+    if "user_id" in path_parameters:
+        path_parameters["user_id"] = draw(st.sampled_from(WORLD.ids["user"]))
+    if "agent_id" in path_parameters:
+        # An agent is reached only through its own cluster.
+        path_parameters["id"], path_parameters["agent_id"] = draw(st.sampled_from(WORLD.ids["agent"]))
     for name in ("cluster", "organization"):
         if name in (case.query or {}):
             case.query[name] = str(draw(st.sampled_from(WORLD.ids[name])))
@@ -167,7 +169,7 @@ def world(db):
         "cluster": [big.pk, empty.pk, theirs.pk],
         "deployment": [done.pk, failed.pk, running.pk, queued.pk, waiting.pk, other.pk],
         "user": [admin.pk, colleague.pk],
-        "agent": [agent.pk],
+        "agent": [(big.pk, agent.pk)],
     }
     WORLD.invite_codes = [elsewhere.invite_code, stranger.invite_code]
     WORLD.credentials = {
