@@ -10,8 +10,21 @@ import hmac
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q
-from django.db.models import Subquery, Sum, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest

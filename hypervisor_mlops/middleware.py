@@ -2,6 +2,9 @@
 import logging
 import time
 
+from django.core.signals import request_finished
+from django.dispatch import receiver
+
 from .logging import REQUEST_ID_HEADER, accepted_request_id, request_id
 from .metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
@@ -16,13 +19,17 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         value = accepted_request_id(request.headers.get(REQUEST_ID_HEADER))
-        token = request_id.set(value)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id.reset(token)
+        # Held until request_finished, not just while the middleware runs: Django logs 4xx responses
+        # (django.request) after the middleware chain has returned.
+        request_id.set(value)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = value
         return response
+
+
+@receiver(request_finished)
+def _forget_request_id(sender, **kwargs) -> None:
+    request_id.set(None)
 
 
 class MetricsMiddleware:

@@ -233,8 +233,6 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": config("LOG_LEVEL", default="INFO")},
 }
-# Workers log through the same handler and format as the API, not Celery's own.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Tests ------------------------------------------------------------------------------------------------
 TEST_RUNNER = "tests.runner.PytestRunner"

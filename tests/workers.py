@@ -26,21 +26,21 @@ class Workers:
         self.processes: dict[str, subprocess.Popen] = {}
         self.env = {**os.environ, "DATABASE_URL": database_url_for_subprocesses(), "CELERY_TASK_ALWAYS_EAGER": "false", **env}
 
-    def start(self, name: str, *, beat: bool = False, wait: bool = True) -> None:
-        """Start a worker; with beat, it also runs the periodic reconcile sweep."""
+    def start(self, name: str, *, beat: bool = False, wait: bool = True, stderr=None, loglevel: str = "WARNING") -> None:
+        """Start a worker; with beat, it also runs the periodic reconcile sweep; stderr: a file for its logs."""
         args = [sys.executable, "-m", "celery", "-A", "hypervisor_mlops", "worker", "--pool", "solo",
-                "--hostname", f"{name}@%h", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+                "--hostname", f"{name}@%h", "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
         if beat:
             args += ["--beat", "--schedule", os.path.join(tempfile.mkdtemp(), "beat-schedule")]
-        self.processes[name] = subprocess.Popen(args, env=self.env, cwd=settings.BASE_DIR)
+        self.processes[name] = subprocess.Popen(args, env=self.env, cwd=settings.BASE_DIR, stderr=stderr)
         if wait:
             self._wait_until_ready(name)
 
-    def start_api(self, name: str, port: int) -> str:
+    def start_api(self, name: str, port: int, *, stderr=None) -> str:
         """gunicorn serving the API as in production; returns its base URL once /healthz answers."""
         args = [sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
                 f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"]
-        self.processes[name] = subprocess.Popen(args, env=self.env, cwd=settings.BASE_DIR)
+        self.processes[name] = subprocess.Popen(args, env=self.env, cwd=settings.BASE_DIR, stderr=stderr)
         base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(f"{base_url}/healthz"), timeout=30, what="gunicorn to serve /healthz")
         return base_url
