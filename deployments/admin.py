@@ -1,5 +1,6 @@
 """Admin for deployments: filters for operators, and actions to cancel or reschedule."""
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.utils.html import format_html
 
 from clusters.admin import SaveChangedFieldsOnly
@@ -22,15 +23,25 @@ class DeploymentEventInline(admin.TabularInline):
         return False
 
 
+class InsightChangeList(ChangeList):
+    """The list page explains its pending deployments at once, as the API's list does."""
+
+    def get_results(self, request) -> None:
+        super().get_results(request)
+        insight = services.explain_pending(list(self.result_list))
+        for deployment in self.result_list:
+            deployment.insight = insight.get(deployment.pk, (None, ""))[0]
+
+
 @admin.register(Deployment)
 class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
-    list_display = ("id", "name", "cluster", "status", "priority", "cpu_required", "ram_required", "gpu_required",
-                    "preemption_count", "created_at")
+    list_display = ("id", "name", "cluster", "status", "waiting_reason", "queue_position", "priority", "cpu_required",
+                    "ram_required", "gpu_required", "preemption_count", "created_at")
     list_filter = ("status", "cluster", "cluster__organization", "priority")
     list_select_related = ("cluster",)
     search_fields = ("name", "docker_image")
     readonly_fields = ("status", "status_message", "preemption_count", "created_by", "created_at", "started_at",
-                       "finished_at", "exit_code", "runtime", "last_log_lines")
+                       "finished_at", "scheduling", "exit_code", "runtime", "last_log_lines")
     inlines = (DeploymentEventInline,)
     actions = ("cancel", "reschedule")
 
@@ -41,6 +52,24 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "cluster", "priority", "cpu_required", "ram_required", "gpu_required",
                 "depends_on", "command", "env", "stop_grace_seconds")
+
+    def get_changelist(self, request, **kwargs):
+        return InsightChangeList
+
+    @admin.display(description="Waiting for")
+    def waiting_reason(self, deployment: Deployment) -> str:
+        return deployment.insight.reason if getattr(deployment, "insight", None) else ""
+
+    @admin.display(description="Queue position")
+    def queue_position(self, deployment: Deployment) -> int | str:
+        return deployment.insight.queue_position if getattr(deployment, "insight", None) else ""
+
+    @admin.display(description="Scheduling")
+    def scheduling(self, deployment: Deployment) -> str:
+        explanation, sentence = services.explain_pending([deployment]).get(deployment.pk, (None, ""))
+        if explanation is None:
+            return "Not pending."
+        return f"{explanation.reason}, position {explanation.queue_position} in the queue: {sentence}."
 
     @admin.display(description="Runtime")
     def runtime(self, deployment: Deployment) -> str:

@@ -94,3 +94,27 @@ def test_saving_a_change_form_does_not_put_back_a_stale_status(cluster, rf):
     model_admin.save_model(request, form.save(commit=False), form, change=True)
     saved = Deployment.objects.get(pk=deployment.pk)
     assert (saved.name, saved.status) == ("renamed", Status.COMPLETED)
+
+
+def test_pending_deployments_show_their_reason_and_queue_position(operator, cluster):
+    deploy(cluster, cpu_required=8)
+    first = deploy(cluster, cpu_required=8, priority=-1)
+    second = deploy(cluster, cpu_required=1, depends_on=[first])
+    page = operator.get("/admin/deployments/deployment/?status__exact=pending").content.decode()
+    assert '<td class="field-waiting_reason">dependencies</td><td class="field-queue_position">1</td>' in page
+    assert '<td class="field-waiting_reason">resources</td><td class="field-queue_position">2</td>' in page
+    detail = operator.get(f"/admin/deployments/deployment/{second.pk}/change/").content.decode()
+    assert f"dependencies, position 1 in the queue: waiting for dependencies #{first.pk} (pending)." in detail
+
+
+def test_agents_show_on_their_cluster_and_runtime_and_logs_on_the_deployment(operator, cluster):
+    from agents.services import register_agent
+    from deployments.models import DeploymentLog
+
+    register_agent(cluster_id=cluster.pk, name="gpu-host-7")
+    running = deploy(cluster, cpu_required=1)
+    DeploymentLog.objects.create(deployment=running, text="line one\nline two\n")
+    page = operator.get(f"/admin/clusters/cluster/{cluster.pk}/change/").content.decode()
+    assert "gpu-host-7" in page and "<p>new</p>" in page
+    detail = operator.get(f"/admin/deployments/deployment/{running.pk}/change/").content.decode()
+    assert "Attempt 1: starting" in detail and "<pre>line one\nline two</pre>" in detail
