@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from deployments.execution import SeenContainer, StartFailure
 from deployments.logs import LOG_KEEP_CHARS
+from organizations.serializers import PageSerializer
 
 from .models import Agent
 
@@ -35,10 +36,7 @@ class AgentRegistrationSerializer(serializers.ModelSerializer):
         read_only_fields = ("id", "created_at")
 
 
-class AgentPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
+class AgentPageSerializer(PageSerializer):
     results = AgentSerializer(many=True)
 
 

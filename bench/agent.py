@@ -411,7 +411,7 @@ class Bench:
 
     def burst(self) -> None:
         n = self.args.burst
-        print(f"\n[2] a burst of {n} deployments (cpu 0.05, ram 0.05, sleep 2) from {self.args.burst_threads} threads")
+        print(f"\n[2] a burst of {n} deployments (cpu 0.05, ram 0.05, sleep 15) from {self.args.burst_threads} threads")
         self.wait_idle()
         local = threading.local()
         clients: list[httpx.Client] = []
@@ -421,7 +421,8 @@ class Bench:
                 local.client = httpx.Client(base_url=self.base_url + API, timeout=30,
                                             headers={"Authorization": f"Bearer {self.token}"})
                 clients.append(local.client)
-            return self.submit("sleep 2", client=local.client, cpu="0.05", ram="0.05", name=f"burst-{i}")
+            # Long enough that every container is still there to inspect when the watcher gets to it.
+            return self.submit("sleep 15", client=local.client, cpu="0.05", ram="0.05", name=f"burst-{i}")
 
         started: dict[int, float] = {}
         done = threading.Event()
