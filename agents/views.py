@@ -31,8 +31,9 @@ class AgentSyncView(APIView):
         services.record_heartbeat(agent=agent, hostname=report.validated_data["hostname"],
                                   version=report.validated_data["version"])
         held = deployments.append_logs(agent_id=agent.pk, chunks=report.chunks())
-        if report.seen() is not None:
-            deployments.apply_agent_report(agent=agent, seen=report.seen(), failures=report.failures())
+        seen = report.seen()
+        if seen is not None:
+            deployments.apply_agent_report(agent=agent, seen=seen, failures=report.failures())
         desired = [a for a in deployments.open_attempts(agent_id=agent.pk) if a.state != a.State.STOPPING]
         return Response(SyncResponseSerializer({
             "agent": agent,

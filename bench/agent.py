@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import djangoenv
+import docker
 import httpx
+import requests
 from servers import background_load
 from workload import percentile
 
@@ -439,7 +441,8 @@ class Bench:
                         if at:
                             seen_ids.add(summary["Id"])
                             started[int(summary["Labels"]["hypervisor.deployment"])] = at
-                except Exception as exc:  # noqa: BLE001 (a listing during removals may fail; sample again)
+                except (docker.errors.DockerException, requests.RequestException) as exc:
+                    # A listing during removals may fail: sample again.
                     print(f"    (runtime listing failed: {exc})")
                 done.wait(0.1)
 
