@@ -259,9 +259,10 @@ def explain(demand: Resources, *, capacity: Resources, free: Resources, preempti
     """The reason is the first that applies of: dependencies, exceeds_capacity, resources, scheduling.
 
     `exceeds_capacity` comes before `resources`, which it implies, or it could never show. `resources` means
-    that even evicting every running deployment of strictly lower priority would not make it fit, so the
-    planner cannot start it: at its turn the planner can reach at most what is free plus what lower
-    priority holds. Otherwise it fits and a pass is due (`scheduling`); a settled cluster has none of those.
+    that even evicting every running deployment of strictly lower priority would not make it fit what is free
+    now. Otherwise it fits and a pass is due (`scheduling`). A cluster is settled (a pass would start and
+    evict nothing) exactly when none of its pending deployments is `scheduling`; while a pass is due, one
+    described as `resources` may still start on what a preemption ahead of it frees beyond its need.
     """
     if waiting_for:
         reason = DEPENDENCIES
