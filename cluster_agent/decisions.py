@@ -115,18 +115,19 @@ def plan_pass(
     observed: Sequence[Observed],
     gpus: Sequence[int],
     failed: Collection[Key],
-    in_flight: Mapping[int, tuple[int, ...]],
+    in_flight: Mapping[Key, tuple[int, ...]],
     reported_exited: Collection[str] = (),
 ) -> Actions:
     """Decides one pass. `failed` holds the attempts whose start failed (not to be retried while desired),
-    `in_flight` maps each deployment being started right now to the GPU indices it was given, and
+    `in_flight` maps each attempt being created or started right now to the GPU indices it was given, and
     `reported_exited` the ids of containers this pass reports as exited (only those may be removed,
     so no output or exit code is lost)."""
     gone = stale(desired, observed)
     stop = tuple(container for container in gone if container.live)
+    busy = {deployment for deployment, _ in in_flight}
     remove = tuple(
         container for container in gone
-        if not container.live and container.deployment not in in_flight
+        if not container.live and container.deployment not in busy
         and (container.state in NOT_STARTED_STATES or container.container_id in reported_exited)
     )
     by_deployment: dict[int, list[Observed]] = {}
@@ -134,10 +135,13 @@ def plan_pass(
         by_deployment.setdefault(container.deployment, []).append(container)
     reserved = [index for indices in in_flight.values() for index in indices]
     wanted = sorted(
-        (want for want in desired if want.deployment not in in_flight and want.key not in failed),
+        (want for want in desired if want.deployment not in busy and want.key not in failed),
         key=lambda want: want.key,
     )
-    if stop:
+    # A start in flight for an attempt the server no longer wants may make its container live at any moment,
+    # unseen by this pass's listing: it counts as a victim still running until the next pass sees it.
+    unwanted_in_flight = not set(in_flight) <= {want.key for want in desired}
+    if stop or unwanted_in_flight:
         # The host never runs more than the cluster's capacity: nothing starts while a victim still runs.
         # What starts next is created meanwhile (a created container holds nothing), with indices the
         # victims will leave, so once they are gone it only has to be started.

@@ -53,7 +53,7 @@ class Agent:
         self.followers: dict[str, LogFollower] = {}
         self.wake = threading.Event()
         self.lock = threading.Lock()  # guards the three below, which background actions change
-        self.starting: dict[int, tuple[int, ...]] = {}  # deployment -> GPU indices of its start in flight
+        self.starting: dict[Key, tuple[int, ...]] = {}  # attempt -> GPU indices of its start in flight
         self.stopping: set[str] = set()
         self.failures: dict[Key, str] = {}
         self.starts = threading.BoundedSemaphore(CONCURRENT_ACTIONS)
@@ -193,7 +193,7 @@ class Agent:
         self,
         desired: list[Desired],
         observed: list[Observed],
-        in_flight: dict[int, tuple[int, ...]],
+        in_flight: dict[Key, tuple[int, ...]],
         failed: set[Key],
         exited: set[str],
     ) -> None:
@@ -216,7 +216,7 @@ class Agent:
                             create_only: bool = False) -> None:
         # plan_pass never starts a deployment already in `starting`, and only this thread adds to it.
         with self.lock:
-            self.starting[want.deployment] = gpus
+            self.starting[want.key] = gpus
         threading.Thread(target=self.start_container, args=(want, gpus, created, create_only), daemon=True,
                          name=f"start-{want.deployment}").start()
 
@@ -242,7 +242,7 @@ class Agent:
             with self.lock:
                 if failure is not None:
                     self.failures[want.key] = failure
-                del self.starting[want.deployment]
+                del self.starting[want.key]
             self.wake.set()
 
     def stop_in_background(self, container: Observed) -> None:
