@@ -56,6 +56,7 @@ class Pending:
     priority: int
     demand: Resources
     created_at: datetime
+    due: bool = False  # has waited the cluster's reserve_after_seconds: may hold a reservation
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class Plan:
     starts: tuple[int, ...]
     preemptions: tuple[tuple[int, int], ...]  # (victim running id, preemptor pending id)
     free: Resources
+    reservation: int | None = None  # the pending deployment that what is free is set aside for
 
 
 def _total(demands: Iterable[Resources]) -> Resources:
@@ -133,6 +135,12 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
     """Walk the queue once, starting what fits and preempting strictly lower priority when that makes it fit.
 
     Demands are assumed non-negative; `pending` holds only deployments whose dependencies are met.
+
+    Starvation bound: the first `due` deployment in queue order that fits the capacity but cannot start now
+    holds a reservation. What is free, up to its demand, is set aside for it; nothing behind it starts on
+    that part, and nothing of its own priority behind it preempts (that would take, for as long as it runs,
+    what the reserved one cannot evict). Lower priorities behind it still preempt still lower ones: whatever
+    they start, the reserved one may evict. So it starts once what held its resources at the time ends.
     """
     free = capacity - _total(r.demand for r in running)
     if not free.is_nonnegative():
@@ -154,6 +162,8 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
     evicted: dict[int, int] = {}  # index in order -> preemptor id
     holders = {name: _holders(order, name) for name in _DIMENSIONS}
     starts: list[int] = []
+    reservation: Pending | None = None
+    held = Resources.zero()  # the part of what is free set aside for the reservation
 
     for p in queue:
         demand = p.demand
@@ -168,8 +178,14 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
             reach -= demand
             starts.append(p.id)
             continue
-        if not demand.fits_in(reach):
-            # Skipped without blocking the rest of the queue (backfill).
+        if not demand.fits_in(reach) or (reservation is not None and p.priority >= reservation.priority):
+            # Skipped without blocking the rest of the queue (backfill), unless it is the first that has
+            # waited too long: it takes what is free for itself.
+            if reservation is None and p.due and demand.fits_in(capacity):
+                reservation = p
+                held = Resources(min(demand.cpu, free.cpu), min(demand.ram, free.ram), min(demand.gpu, free.gpu))
+                free -= held
+                reach -= held
             continue
 
         # Evicting every candidate yields exactly `reach`, which fits, so the scan stays below top.
@@ -184,17 +200,20 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
         starts.append(p.id)
 
     # A later preemption may have freed more than its preemptor took; a victim that fits again simply
-    # keeps running. Most valuable first. No pending deployment can newly fit: free + its evictable
-    # pool never grows after it is passed, so only victims need this second look.
+    # keeps running. Most valuable first, and not on what is set aside for a reservation. No pending
+    # deployment can newly fit: free + its evictable pool never grows after it is passed, so only victims
+    # need this second look.
     for i in sorted(evicted, reverse=True):
         if order[i].demand.fits_in(free):
             free -= order[i].demand
             del evicted[i]
+    free += held
 
     return Plan(
         starts=tuple(starts),
         preemptions=tuple((order[i].id, by) for i, by in evicted.items()),
         free=free,
+        reservation=reservation.id if reservation is not None else None,
     )
 
 

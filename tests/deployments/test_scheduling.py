@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from random import Random
@@ -23,8 +24,8 @@ def run(id: int, priority: int, demand: Resources, started: int = 0) -> Running:
     return Running(id, priority, demand, T0 + timedelta(minutes=started))
 
 
-def pend(id: int, priority: int, demand: Resources, created: int = 0) -> Pending:
-    return Pending(id, priority, demand, T0 + timedelta(minutes=created))
+def pend(id: int, priority: int, demand: Resources, created: int = 0, due: bool = False) -> Pending:
+    return Pending(id, priority, demand, T0 + timedelta(minutes=created), due)
 
 
 def total(demands: Iterable[Resources]) -> Resources:
@@ -228,7 +229,7 @@ def scenarios(
     draw: st.DrawFn, holds_everything: bool = False, any_capacity: bool = False
 ) -> tuple[Resources, list[Running], list[Pending]]:
     running = [run(i, p, d, started=m) for i, (p, d, m) in enumerate(draw(specs), start=1)]
-    pending = [pend(i, p, d, created=m) for i, (p, d, m) in enumerate(draw(specs), start=100)]
+    pending = [pend(i, p, d, created=m, due=draw(st.booleans())) for i, (p, d, m) in enumerate(draw(specs), start=100)]
     if any_capacity:
         return draw(demands), running, pending
     held = total(r.demand for r in running)
@@ -242,6 +243,8 @@ def reference_plan(capacity: Resources, running: Sequence[Running], pending: Seq
     free = capacity - total(r.demand for r in running)
     if not free.is_nonnegative():
         return Plan((), (), free)
+    reserved: Pending | None = None
+    held = Resources.zero()
     eviction_order = sorted(running, key=lambda r: (r.priority, -r.started_at.timestamp(), -r.id))
     # Deployments started in this pass never rank below a later one in the queue, so only the
     # originally running ones can ever be candidates.
@@ -253,8 +256,13 @@ def reference_plan(capacity: Resources, running: Sequence[Running], pending: Seq
             free -= p.demand
             starts.append(p.id)
             continue
-        candidates = [r for r in alive if r.priority < p.priority]
+        may_preempt = reserved is None or p.priority < reserved.priority
+        candidates = [r for r in alive if r.priority < p.priority] if may_preempt else []
         if not p.demand.fits_in(free + total(c.demand for c in candidates)):
+            if reserved is None and p.due and p.demand.fits_in(capacity):
+                reserved = p
+                held = Resources(*(min(getattr(p.demand, n), getattr(free, n)) for n in ("cpu", "ram", "gpu")))
+                free -= held
             continue
         available, chosen = free, []
         for c in candidates:
@@ -277,7 +285,16 @@ def reference_plan(capacity: Resources, running: Sequence[Running], pending: Seq
         if c.demand.fits_in(free):
             free -= c.demand
             victims = [v for v in victims if v[0] is not c]
-    return Plan(tuple(starts), tuple((c.id, by) for c, by in victims), free)
+    free += held
+    return Plan(tuple(starts), tuple((c.id, by) for c, by in victims), free, reserved.id if reserved else None)
+
+
+def queue_order(pending: Iterable[Pending]) -> list[Pending]:
+    return sorted(pending, key=lambda p: (-p.priority, p.created_at, p.id))
+
+
+def not_due(pending: Iterable[Pending]) -> list[Pending]:
+    return [replace(p, due=False) for p in pending]
 
 
 def check_contract(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending], result: Plan) -> None:
@@ -301,8 +318,11 @@ def check_contract(capacity: Resources, running: Sequence[Running], pending: Seq
         assert preemptor_id in started
         assert running_by_id[victim_id].priority < pending_by_id[preemptor_id].priority
 
-    # 3. nothing left waiting fits
+    # 3. nothing left waiting fits (behind a reservation, what is free may be set aside)
     waiting = [p for p in pending if p.id not in started]
+    if result.reservation is not None:
+        queue = [p.id for p in queue_order(pending)]
+        waiting = [p for p in waiting if queue.index(p.id) <= queue.index(result.reservation)]
     for p in waiting:
         assert not p.demand.fits_in(result.free)
 
@@ -311,8 +331,8 @@ def check_contract(capacity: Resources, running: Sequence[Running], pending: Seq
         evictable = total(d for priority, d in final if priority < p.priority)
         assert not p.demand.fits_in(result.free + evictable)
 
-    # 5. no unnecessary victim: putting any one back would not fit
-    for v in victims:
+    # 5. no unnecessary victim: putting any one back would not fit (beside what a reservation sets aside)
+    for v in victims if result.reservation is None else ():
         assert not v.demand.fits_in(result.free)
 
 
@@ -363,6 +383,99 @@ def test_over_committed_capacity_never_starts_or_preempts(
     result = plan(capacity, running, pending)
     if not free.is_nonnegative():
         assert result == Plan(starts=(), preemptions=(), free=free)
+
+
+# --- plan: the starvation bound -----------------------------------------------------------------
+
+def test_a_due_deployment_that_cannot_start_keeps_what_frees_up_from_those_behind_it() -> None:
+    running = [run(1, 0, res(2))]
+    pending = [pend(10, 0, res(3), created=1, due=True), pend(11, 0, res(1), created=2)]
+    result = plan(res(4), running, pending)
+    assert result == Plan(starts=(), preemptions=(), free=res(2), reservation=10)
+    # Without the reservation the small one slips past, as backfill allows.
+    assert plan(res(4), running, not_due(pending)).starts == (11,)
+
+
+def test_the_reservation_sets_aside_only_the_reserved_deployments_demand() -> None:
+    pending = [pend(10, 0, res(3, 0, 1), created=1, due=True), pend(11, 0, res(1, 1), created=2)]
+    result = plan(res(4, 1, 1), [run(1, 0, res(0, 0, 1))], pending)
+    assert result.reservation == 10 and result.starts == (11,)  # RAM and CPU beyond its need stay usable
+
+
+def test_the_reserved_deployment_starts_as_soon_as_its_demand_is_free() -> None:
+    pending = [pend(10, 0, res(3), created=1, due=True), pend(11, 0, res(1), created=2)]
+    assert plan(res(4), [run(1, 0, res(1))], pending) == Plan(starts=(10,), preemptions=(), free=res(0))
+
+
+def test_a_deployment_too_large_for_the_cluster_reserves_nothing() -> None:
+    pending = [pend(10, 0, res(5), created=1, due=True), pend(11, 0, res(1), created=2)]
+    result = plan(res(4), [run(1, 0, res(2))], pending)
+    assert result.reservation is None and result.starts == (11,)
+
+
+def test_behind_a_reservation_its_own_priority_does_not_preempt_but_lower_ones_do() -> None:
+    running = [run(1, 0, res(2)), run(2, 5, res(2))]
+    pending = [pend(10, 5, res(4), created=1, due=True), pend(11, 5, res(2), created=2),
+               pend(12, 3, res(2), created=3)]
+    result = plan(res(4), running, pending)
+    assert result.reservation == 10
+    assert result.starts == (12,) and result.preemptions == ((1, 12),)
+
+
+def test_higher_priority_ahead_of_a_reservation_is_unaffected() -> None:
+    pending = [pend(10, 9, res(2), created=5), pend(11, 0, res(4), created=1, due=True)]
+    assert plan(res(4), [run(1, 0, res(2))], pending).starts == (10,)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_with_no_reservation_taken_plans_are_exactly_todays(
+    scenario: tuple[Resources, list[Running], list[Pending]],
+) -> None:
+    capacity, running, pending = scenario
+    result = plan(capacity, running, pending)
+    today = plan(capacity, running, not_due(pending))
+    if result.reservation is None:
+        assert result == today
+    assert today.reservation is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_a_reservation_never_changes_what_happens_ahead_of_it(
+    scenario: tuple[Resources, list[Running], list[Pending]],
+) -> None:
+    capacity, running, pending = scenario
+    result = plan(capacity, running, pending)
+    if result.reservation is None:
+        return
+    queue = [p.id for p in queue_order(pending)]
+    ahead = set(queue[: queue.index(result.reservation)])
+    today = plan(capacity, running, not_due(pending))
+    assert [pk for pk in result.starts if pk in ahead] == [pk for pk in today.starts if pk in ahead]
+    assert result.reservation not in result.starts
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios())
+def test_nothing_behind_a_reservation_starts_on_what_is_set_aside(
+    scenario: tuple[Resources, list[Running], list[Pending]],
+) -> None:
+    capacity, running, pending = scenario
+    result = plan(capacity, running, pending)
+    if result.reservation is None:
+        return
+    # What was free when the walk reached the reserved deployment, as this plan's own moves ahead of it tell.
+    by_id, held_by = {p.id: p for p in pending}, {r.id: r.demand for r in running}
+    queue = [p.id for p in queue_order(pending)]
+    ahead = set(queue[: queue.index(result.reservation)])
+    free_then = (capacity - total(held_by.values()) - total(by_id[pk].demand for pk in result.starts if pk in ahead)
+                 + total(held_by[v] for v, by in result.preemptions if by in ahead))
+    reserved = by_id[result.reservation].demand
+    set_aside = Resources(*(min(getattr(reserved, n), getattr(free_then, n)) for n in ("cpu", "ram", "gpu")))
+    started_behind = total(by_id[pk].demand for pk in result.starts if pk not in ahead)
+    evicted_behind = total(held_by[v] for v, by in result.preemptions if by not in ahead)
+    assert started_behind.fits_in(free_then - set_aside + evicted_behind)
 
 
 def test_shortcut_declines_when_not_everything_fits() -> None:
