@@ -1,4 +1,7 @@
 """Login and register are throttled per client address, with counters in the shared Redis."""
+import uuid
+from contextlib import contextmanager
+
 import pytest
 import redis
 from django.core.cache import cache
@@ -6,6 +9,25 @@ from django.core.cache import cache
 pytestmark = pytest.mark.django_db
 
 LOGIN = "/api/v1/auth/login"
+
+
+@contextmanager
+def commands_sent_to(redis_url: str):
+    """The commands clients send to the database of `redis_url` within the block, as Redis saw them (MONITOR).
+
+    Commands a Lua script runs are left out: they cost no round trip.
+    """
+    connection, marker = redis.Redis.from_url(redis_url), redis.Redis.from_url(redis_url)
+    marker.ping()  # connected (and its database selected) before the block
+    db = connection.connection_pool.connection_kwargs.get("db", 0)
+    seen = []
+    with connection.monitor() as monitor:
+        yield seen
+        end = f"end-of-block-{uuid.uuid4()}"
+        marker.echo(end)
+        while (command := monitor.next_command())["command"] != f"ECHO {end}":
+            if command["db"] == db and command["client_type"] != "lua":
+                seen.append(command["command"].split(" ", 1)[0])
 
 
 @pytest.fixture
@@ -71,3 +93,18 @@ def test_with_the_counter_store_down_reads_go_on_but_sign_in_is_503(api_client, 
     response = guess(api_client)
     assert response.status_code == 503
     assert response.json() == {"detail": "Sign-in is briefly unavailable; try again in a moment."}
+
+
+def test_a_throttled_request_costs_one_redis_round_trip(auth_client, settings):
+    assert auth_client.get("/api/v1/auth/me").status_code == 200  # Redis learns the script once
+    with commands_sent_to(settings.REDIS_URL) as commands:
+        for _ in range(3):
+            assert auth_client.get("/api/v1/auth/me").status_code == 200
+    assert commands == ["EVALSHA"] * 3
+
+
+def test_a_throttled_sign_in_costs_one_redis_round_trip(api_client, auth_rate_3_per_minute, settings):
+    guess(api_client)
+    with commands_sent_to(settings.REDIS_URL) as commands:
+        assert [guess(api_client).status_code for _ in range(3)] == [401, 401, 429]
+    assert commands == ["EVALSHA"] * 3
