@@ -2,6 +2,7 @@
 from django.contrib import admin
 
 from agents.admin import AgentInline
+from deployments import services
 
 from .models import Cluster
 
@@ -28,13 +29,22 @@ class ClusterAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_filter = ("organization",)
     list_select_related = ("organization",)
     search_fields = ("name", "organization__name")
-    readonly_fields = ("cpu_allocated", "ram_allocated", "gpu_allocated", "created_at")
+    readonly_fields = ("cpu_allocated", "ram_allocated", "gpu_allocated", "reservation", "created_at")
     inlines = (AgentInline,)
 
     def get_readonly_fields(self, request, obj=None):
         # Resizing goes through the API, which refuses to shrink below what running deployments hold.
         fields = self.readonly_fields
         return (*fields, "organization", "cpu_limit", "ram_limit", "gpu_limit") if obj else fields
+
+    @admin.display(description="Reservation (starvation bound)")
+    def reservation(self, cluster: Cluster) -> str:
+        reservation = services.reservation_of(cluster.pk) if cluster.pk else None
+        if reservation is None:
+            return "none"
+        held = reservation.held
+        return (f"deployment #{reservation.id} has waited longer than {cluster.reserve_after_seconds} s: "
+                f"{held.cpu} CPU, {held.ram} GB RAM, {held.gpu} GPU of what is free is set aside for it")
 
     @admin.display(description="CPU allocated/capacity")
     def cpu_utilization(self, cluster: Cluster) -> str:

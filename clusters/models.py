@@ -1,4 +1,6 @@
 """Clusters: a fixed capacity of CPU, RAM and GPU that an organization's deployments share."""
+from datetime import datetime, timedelta
+
 from django.db import models
 
 from deployments.scheduling import Resources
@@ -6,6 +8,7 @@ from organizations.models import TenantQuerySet
 
 RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}
 DUPLICATE_NAME = "A cluster with this name already exists in this organization."
+DEFAULT_RESERVE_AFTER_SECONDS = 600
 
 
 class ClusterQuerySet(TenantQuerySet):
@@ -27,6 +30,11 @@ class Cluster(models.Model):
     cpu_allocated = models.DecimalField(**RESOURCE_DECIMAL, default=0, editable=False)
     ram_allocated = models.DecimalField(**RESOURCE_DECIMAL, default=0, editable=False)
     gpu_allocated = models.PositiveIntegerField(default=0, editable=False)
+    # The starvation bound: a pending deployment that has waited this long has what frees up set aside for it.
+    reserve_after_seconds = models.PositiveIntegerField(
+        null=True, blank=True, default=DEFAULT_RESERVE_AFTER_SECONDS,
+        help_text="Seconds a pending deployment waits before what frees up is set aside for it; empty: never.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ClusterQuerySet.as_manager()
@@ -77,3 +85,9 @@ class Cluster(models.Model):
     @property
     def available(self) -> Resources:
         return self.capacity - self.allocated
+
+    def due_before(self, now: datetime) -> datetime | None:
+        """Deployments created before this have waited long enough to reserve; None when it never happens."""
+        if self.reserve_after_seconds is None:
+            return None
+        return now - timedelta(seconds=self.reserve_after_seconds)

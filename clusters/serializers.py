@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from organizations.models import Organization
 
-from .models import DUPLICATE_NAME, RESOURCE_DECIMAL, Cluster
+from .models import DEFAULT_RESERVE_AFTER_SECONDS, DUPLICATE_NAME, RESOURCE_DECIMAL, Cluster
 
 
 def resource_field(**kwargs) -> serializers.DecimalField:
@@ -30,12 +30,17 @@ class ClusterSerializer(serializers.ModelSerializer):
     cpu_available = resource_field(source="available.cpu", read_only=True)
     ram_available = resource_field(source="available.ram", read_only=True)
     gpu_available = gpu_field(source="available.gpu", read_only=True)
+    reserve_after_seconds = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, allow_null=True, required=False, default=DEFAULT_RESERVE_AFTER_SECONDS,
+        help_text="Seconds a pending deployment waits before what frees up is set aside for it (the starvation "
+                  "bound); null: never.",
+    )
 
     class Meta:
         model = Cluster
         fields = (
             "id", "name", "organization", "cpu_limit", "ram_limit", "gpu_limit",
-            "cpu_available", "ram_available", "gpu_available", "created_at",
+            "cpu_available", "ram_available", "gpu_available", "reserve_after_seconds", "created_at",
         )
         read_only_fields = ("id", "created_at")
         # Uniqueness of names is checked in validate(), with the organization taken from the instance on

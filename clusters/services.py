@@ -12,10 +12,10 @@ LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu
 
 
 def update_cluster(*, cluster_id: int, **changes) -> Cluster:
-    """Rename and/or resize a cluster under its row lock.
+    """Rename, resize or retune a cluster under its row lock.
 
     Shrinking below what running deployments hold is a 409 naming the resource; growing places pending work
-    at once (a scheduling pass is queued when this commits).
+    at once, and so does a new starvation bound (a scheduling pass is queued when this commits).
     """
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
@@ -35,7 +35,7 @@ def update_cluster(*, cluster_id: int, **changes) -> Cluster:
                 cluster.save(update_fields=list(changes))
         except IntegrityError as exc:
             raise ValidationError({"name": [DUPLICATE_NAME]}) from exc
-        if any(field in LIMIT_FIELDS for field in changes):
+        if any(field in LIMIT_FIELDS or field == "reserve_after_seconds" for field in changes):
             request_scheduling(cluster.pk)
     return cluster
 

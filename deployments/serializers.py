@@ -12,7 +12,7 @@ from organizations.serializers import PageSerializer
 from . import services
 from .logs import MAX_TAIL
 from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
-from .scheduling import DEPENDENCIES, EXCEEDS_CAPACITY, RESOURCES, SCHEDULING, Resources
+from .scheduling import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING, Resources
 
 INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 RESOURCE_UNITS = {"cpu_required": ("cpu", "CPU"), "ram_required": ("ram", "GB of RAM"), "gpu_required": ("gpu", "GPU")}
@@ -79,11 +79,13 @@ class AmountsSerializer(serializers.Serializer):
 class SchedulingSerializer(serializers.Serializer):
     """Why a pending deployment waits, computed from one snapshot exactly as the scheduler would see it."""
 
-    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, EXCEEDS_CAPACITY, SCHEDULING))
+    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, RESERVED, EXCEEDS_CAPACITY, SCHEDULING))
     shortfall = AmountsSerializer(help_text="What it needs beyond what is free.")
     queue_position = serializers.IntegerField(help_text="1-based place among the cluster's pending deployments.")
     waiting_for = serializers.ListField(child=serializers.IntegerField(), help_text="Unfinished dependencies.")
     preemptible = AmountsSerializer(help_text="What running deployments of strictly lower priority hold.")
+    reserved_for = serializers.IntegerField(
+        allow_null=True, help_text="For `reserved`: the deployment that what is free is set aside for.")
 
 
 class DeploymentSerializer(serializers.ModelSerializer):

@@ -8,7 +8,7 @@ is enqueued only after commit, so a worker always sees what the API wrote.
 """
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, Value, When
+from django.db.models.functions import Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -37,6 +38,7 @@ from .scheduling import (
     Explanation,
     Pending,
     Plan,
+    Reservation,
     Resources,
     Running,
     describe,
@@ -44,6 +46,7 @@ from .scheduling import (
     lower_priority_holdings,
     plan,
     plan_if_everything_fits,
+    reservation_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -250,14 +253,14 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
     # Cleared before reading: a change committed from now on queues a new pass rather than being missed.
     _clear_scheduling_marker(cluster_id)
     with transaction.atomic():
-        cluster = Cluster.objects.select_for_update(no_key=True).filter(pk=cluster_id).first()
+        cluster = _with_clock(Cluster.objects.select_for_update(no_key=True)).filter(pk=cluster_id).first()
         if cluster is None:
             return None
         agent = Agent.objects.live().filter(cluster=cluster).only("pk", "created_at", "last_seen_at").first()
         if agent is not None and agent.is_lost_at(timezone.now()):
             # Whatever started here would only be requeued again: the host that would run it is gone.
             return Plan((), (), cluster.available)
-        pending = _read_pending(cluster.pk)
+        pending = _read_pending(cluster)
         # The counters are exact under the row lock (reconcile proves them), so when everything waiting fits
         # in what they leave free, the running deployments need not be read at all.
         result = plan_if_everything_fits(cluster.available, pending)
@@ -309,7 +312,8 @@ def explain_pending(deployments: Sequence[Deployment]) -> dict[int, tuple[Explan
     """For each pending deployment given: its `scheduling` explanation and the sentence saying it in words.
 
     A fixed number of queries for any number of deployments and any depth of queue (positions come from one
-    window query), all read from one snapshot of the database.
+    window query), plus one indexed read of the queue's head per cluster on the page, all read from one
+    snapshot of the database.
     """
     pending = [d for d in deployments if d.status == Status.PENDING]
     if not pending:
@@ -317,33 +321,61 @@ def explain_pending(deployments: Sequence[Deployment]) -> dict[int, tuple[Explan
     ids = [d.pk for d in pending]
     cluster_ids = sorted({d.cluster_id for d in pending})
     with _one_snapshot():
-        clusters = Cluster.objects.in_bulk(cluster_ids)
+        clusters = _with_clock(Cluster.objects).in_bulk(cluster_ids)
         positions = _queue_positions(cluster_ids, ids)
-        held = defaultdict(list)
-        for row in (Deployment.objects.filter(cluster_id__in=cluster_ids).running().order_by()
-                    .values("cluster_id", "priority").annotate(cpu=Sum("cpu_required"), ram=Sum("ram_required"),
-                                                               gpu=Sum("gpu_required"))):
-            held[row["cluster_id"]].append((row["priority"], Resources(row["cpu"], row["ram"], row["gpu"])))
+        lower = _lower_priority_holdings(cluster_ids)
+        reservations = _reservations(clusters, lower)
         waiting = defaultdict(list)
         edges = Deployment.depends_on.through.objects.filter(from_deployment__in=ids).exclude(
             to_deployment__status=Status.COMPLETED).order_by("to_deployment_id")
         for pk, dependency, status in edges.values_list("from_deployment_id", "to_deployment_id",
                                                         "to_deployment__status"):
             waiting[pk].append((dependency, status))
-    lower = {pk: lower_priority_holdings(held[pk]) for pk in cluster_ids}
     insight = {}
     for d in pending:
         if d.pk not in positions:
             continue  # no longer pending: it was read before a pass started it
         cluster = clusters[d.cluster_id]
         position, higher_ahead = positions[d.pk]
+        first, reservation = reservations[d.cluster_id]
+        behind = reservation if reservation and _queue_key(d) > _queue_key(first) else None
         explanation = explain(d.demand, capacity=cluster.capacity, free=cluster.available,
                               preemptible=lower[d.cluster_id](d.priority),
                               waiting_for=[pk for pk, _ in waiting[d.pk]], queue_position=position,
-                              higher_ahead=higher_ahead)
+                              higher_ahead=higher_ahead, priority=d.priority, behind=behind)
         insight[d.pk] = explanation, describe(explanation, d.demand, cluster.available, cluster.capacity,
                                               waiting[d.pk])
     return insight
+
+
+def reservation_of(cluster_id: int) -> Reservation | None:
+    """The reservation the cluster holds now (starvation bound), as its pending deployments explain it."""
+    with _one_snapshot():
+        clusters = _with_clock(Cluster.objects).in_bulk([cluster_id])
+        if not clusters:
+            return None
+        _, reservation = _reservations(clusters, _lower_priority_holdings([cluster_id]))[cluster_id]
+    return reservation
+
+
+def _lower_priority_holdings(cluster_ids: list[int]) -> dict[int, Callable[[int], Resources]]:
+    """Per cluster: priority -> what its running deployments of strictly lower priority hold (one query)."""
+    held = defaultdict(list)
+    for row in (Deployment.objects.filter(cluster_id__in=cluster_ids).running().order_by()
+                .values("cluster_id", "priority").annotate(cpu=Sum("cpu_required"), ram=Sum("ram_required"),
+                                                           gpu=Sum("gpu_required"))):
+        held[row["cluster_id"]].append((row["priority"], Resources(row["cpu"], row["ram"], row["gpu"])))
+    return {pk: lower_priority_holdings(held[pk]) for pk in cluster_ids}
+
+
+def _reservations(clusters: dict[int, Cluster], lower: dict[int, Callable[[int], Resources]],
+                  ) -> dict[int, tuple[Pending | None, Reservation | None]]:
+    """Per cluster: its first due deployment, and the reservation it holds when it cannot start."""
+    found = {}
+    for pk, cluster in clusters.items():
+        first = _first_due(cluster)
+        found[pk] = first, reservation_for(first, cluster.available, lower[pk](first.priority)) if first else None
+    return found
 
 
 WOULD_BE = 0  # the id a dry run gives the deployment it imagines: no real deployment has it
@@ -368,13 +400,15 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     demand = Resources(cpu_required, ram_required, gpu_required)
     dependency_ids = [d.pk for d in depends_on]
     with _one_snapshot():
-        cluster = Cluster.objects.get(pk=cluster.pk)
+        cluster = _with_clock(Cluster.objects).get(pk=cluster.pk)
         agent = Agent.objects.live().filter(cluster=cluster).only("pk", "created_at", "last_seen_at").first()
-        running, pending = read_queue(cluster_id=cluster.pk)
+        running, pending = _read_running(cluster.pk), _read_pending(cluster)
         unfinished = list(Deployment.objects.filter(pk__in=dependency_ids).exclude(status=Status.COMPLETED)
                           .order_by("pk").values_list("pk", "status"))
         queued = list(Deployment.objects.filter(cluster=cluster).pending().values_list("pk", "priority"))
-    would_be = Pending(WOULD_BE, priority, demand, timezone.now())
+    due_before = cluster.due_before(cluster.db_now)
+    would_be = Pending(WOULD_BE, priority, demand, cluster.db_now,
+                       due=due_before is not None and cluster.db_now <= due_before)
     if agent is not None and agent.is_lost_at(timezone.now()):
         result = Plan((), (), cluster.available)  # as schedule_cluster: nothing starts on a lost host
     else:
@@ -390,11 +424,17 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     queue_after = [p for pk, p in queued if pk not in started] + [r.priority for r in running if r.id in evicted]
     running_after = [(r.priority, r.demand) for r in running if r.id not in evicted]
     running_after += [(p.priority, p.demand) for p in pending if p.id in started]
+    # The newcomer is the latest of its priority: behind the reservation unless it outranks it (or holds it).
+    reserved = next((p for p in pending if p.id == result.reservation), None)
+    behind = None
+    if reserved is not None and priority <= reserved.priority:
+        behind = Reservation(reserved.id, reserved.priority, Resources(
+            *(min(getattr(reserved.demand, n), getattr(result.free, n)) for n in ("cpu", "ram", "gpu"))))
     explanation = explain(demand, capacity=cluster.capacity, free=result.free,
                           preemptible=lower_priority_holdings(running_after)(priority),
                           waiting_for=[pk for pk, _ in unfinished],
                           queue_position=1 + sum(p >= priority for p in queue_after),
-                          higher_ahead=sum(p > priority for p in queue_after))
+                          higher_ahead=sum(p > priority for p in queue_after), priority=priority, behind=behind)
     sentence = describe(explanation, demand, result.free, cluster.capacity, unfinished)
     return DryRun("wait", (), explanation, sentence[0].upper() + sentence[1:] + ".")
 
@@ -431,7 +471,17 @@ def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:
 
     What a full pass plans from; the invariant checks replay `plan` on it to prove a cluster is settled.
     """
-    return _read_running(cluster_id), _read_pending(cluster_id)
+    return _read_running(cluster_id), _read_pending(_with_clock(Cluster.objects).get(pk=cluster_id))
+
+
+def _with_clock(clusters):
+    # How long a deployment has waited is measured on the database's clock, the one every process shares.
+    return clusters.annotate(db_now=Now())
+
+
+def _queue_key(deployment) -> tuple:
+    """Queue order, for a Deployment or a Pending alike."""
+    return -deployment.priority, deployment.created_at, deployment.id
 
 
 RESOURCE_FIELDS = ("pk", "priority", "cpu_required", "ram_required", "gpu_required")
@@ -443,11 +493,31 @@ def _read_running(cluster_id: int) -> list[Running]:
             for pk, priority, cpu, ram, gpu, started_at in rows]
 
 
-def _read_pending(cluster_id: int) -> list[Pending]:
-    rows = (Deployment.objects.filter(cluster_id=cluster_id).pending().filter(~Exists(_unfinished_dependencies()))
+def _read_pending(cluster: Cluster) -> list[Pending]:
+    """The queue a pass plans from, each marked `due` once it has waited the cluster's reserve_after_seconds."""
+    due_before = cluster.due_before(cluster.db_now)
+    rows = (Deployment.objects.filter(cluster_id=cluster.pk).pending().filter(~Exists(_unfinished_dependencies()))
             .values_list(*RESOURCE_FIELDS, "created_at"))
-    return [Pending(pk, priority, Resources(cpu, ram, gpu), created_at)
+    return [Pending(pk, priority, Resources(cpu, ram, gpu), created_at,
+                    due=due_before is not None and created_at <= due_before)
             for pk, priority, cpu, ram, gpu, created_at in rows]
+
+
+def _first_due(cluster: Cluster) -> Pending | None:
+    """The cluster's first deployment in queue order that has waited long enough to reserve and could ever
+    start (dependencies met, within the capacity): one indexed read of the queue's head."""
+    due_before = cluster.due_before(cluster.db_now)
+    if due_before is None:
+        return None
+    capacity = cluster.capacity
+    row = (Deployment.objects.filter(cluster_id=cluster.pk, created_at__lte=due_before, cpu_required__lte=capacity.cpu,
+                                     ram_required__lte=capacity.ram, gpu_required__lte=capacity.gpu)
+           .pending().filter(~Exists(_unfinished_dependencies())).order_by("-priority", "created_at", "id")
+           .values_list(*RESOURCE_FIELDS, "created_at").first())
+    if row is None:
+        return None
+    pk, priority, cpu, ram, gpu, created_at = row
+    return Pending(pk, priority, Resources(cpu, ram, gpu), created_at, due=True)
 
 
 def _unfinished_dependencies():

@@ -6,11 +6,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deployments.models import Deployment, DeploymentEvent
 from deployments.scheduling import (
+    RESERVED,
     RESOURCES,
     SCHEDULING,
     Pending,
@@ -19,6 +20,7 @@ from deployments.scheduling import (
     explain,
     lower_priority_holdings,
     plan,
+    reservation_for,
 )
 from organizations.models import Role
 from tests.deployments.api import DEPLOYMENTS, action, get, submit
@@ -41,11 +43,12 @@ def snapshots(draw):
         if (held + demand).fits_in(capacity):
             held += demand
             running.append(Running(100 + i, draw(st.integers(-2, 2)), demand, T0 + timedelta(seconds=i)))
-    pending = [Pending(i + 1, draw(st.integers(-2, 2)), demand, T0 + timedelta(seconds=i))
+    pending = [Pending(i + 1, draw(st.integers(-2, 2)), demand, T0 + timedelta(seconds=i), due=draw(st.booleans()))
                for i, demand in enumerate(draw(st.lists(amounts, max_size=8)))]
     return capacity, running, pending
 
 
+@settings(max_examples=500, deadline=None)
 @given(snapshots())
 def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
     capacity, running, pending = snapshot
@@ -53,11 +56,15 @@ def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
     lower = lower_priority_holdings([(r.priority, r.demand) for r in running])
     queue = sorted(pending, key=lambda p: (-p.priority, p.created_at, p.id))
     result = plan(capacity, running, pending)
+    first_due = next((p for p in queue if p.due and p.demand.fits_in(capacity)), None)
+    reservation = reservation_for(first_due, free, lower(first_due.priority)) if first_due else None
     explanations = {}
     for index, p in enumerate(queue):
+        behind = reservation if reservation and index > queue.index(first_due) else None
         explanation = explain(p.demand, capacity=capacity, free=free, preemptible=lower(p.priority),
                               waiting_for=(), queue_position=index + 1,
-                              higher_ahead=sum(q.priority > p.priority for q in pending))
+                              higher_ahead=sum(q.priority > p.priority for q in pending), priority=p.priority,
+                              behind=behind)
         explanations[p.id] = explanation
         assert explanation.queue_position == index + 1
         assert explanation.shortfall == p.demand.shortfall(free)
@@ -66,11 +73,16 @@ def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
         # `resources`: not even evicting everything of lower priority would make it fit what is free now.
         assert (explanation.reason == RESOURCES) == (p.demand.fits_in(capacity)
                                                      and not p.demand.fits_in(free + explanation.preemptible))
+        # `reserved`: it would fit, were it not behind a deployment that has waited too long.
+        assert (explanation.reason == RESERVED) == (explanation.reserved_for is not None) <= (behind is not None)
+
     # Settled (the plan starts and evicts nothing) exactly when nothing explains itself as a pass due; the
     # first deployment a pass starts always does. Later ones may also start on what an earlier preemption
     # freed beyond its need, so their reason describes the picture before the pass.
     settled = not result.starts and not result.preemptions
     assert settled == all(e.reason != SCHEDULING for e in explanations.values())
+    if settled:  # and then the reservation shown is the one the planner holds
+        assert result.reservation == (reservation.id if reservation else None)
     if result.starts:
         first = next(p.id for p in queue if p.id in result.starts)
         assert explanations[first].reason == SCHEDULING
@@ -106,7 +118,7 @@ def test_resources_with_shortfall_position_and_what_lower_priority_holds(dev, cl
     second = submit(dev, cluster, gpu=2, cpu="0", priority=1)
     assert scheduling(dev, first) == {
         "reason": "resources", "shortfall": {"cpu": "0.000", "ram": "0.000", "gpu": 1}, "queue_position": 1,
-        "waiting_for": [], "preemptible": {"cpu": "2.000", "ram": "1.000", "gpu": 0},
+        "waiting_for": [], "preemptible": {"cpu": "2.000", "ram": "1.000", "gpu": 0}, "reserved_for": None,
     }
     assert scheduling(dev, second)["queue_position"] == 2 and scheduling(dev, low) is None
     assert get(dev, first)["status_reason"] == "Needs 1 GPU, 0 free."
