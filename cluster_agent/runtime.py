@@ -125,32 +125,38 @@ class Runtime:
             self.resume(container_id)
 
     def create(self, want: Desired, gpus: Sequence[int], *, uid: str, cluster: int | None) -> str | None:
-        """Pulls the image if missing and creates the container with its limits and labels, not started.
-        Raises StartFailed with the runtime's message when it cannot be made; None when a container of the
-        same name was already made (by an earlier pass), which is left alone."""
+        """Creates the container with its limits and labels, not started, pulling the image only when the
+        runtime lacks it. Raises StartFailed with the runtime's message when it cannot be made; None when a
+        container of the same name was already made (by an earlier pass), which is left alone."""
+        # The low-level call: one request, where the high-level one inspects the image before and the
+        # container after, which halved the rate of starts in a burst.
+        config = {
+            "image": want.image,
+            "command": list(want.command) if want.command else None,
+            "name": container_name(want.deployment, want.attempt, uid),
+            "labels": {
+                AGENT: uid,
+                DEPLOYMENT: str(want.deployment),
+                ATTEMPT: str(want.attempt),
+                GPUS: format_gpus(gpus),
+                STOP_GRACE: str(want.stop_grace_seconds),
+                CLUSTER: "" if cluster is None else str(cluster),
+            },
+            "environment": {**want.env, **gpu_environment(gpus)},
+            "detach": True,
+            "host_config": self.client.api.create_host_config(**limits(want)),
+        }
         try:
-            self._ensure_image(want.image)
-            container = self.client.containers.create(
-                want.image,
-                list(want.command) if want.command else None,
-                name=container_name(want.deployment, want.attempt, uid),
-                labels={
-                    AGENT: uid,
-                    DEPLOYMENT: str(want.deployment),
-                    ATTEMPT: str(want.attempt),
-                    GPUS: format_gpus(gpus),
-                    STOP_GRACE: str(want.stop_grace_seconds),
-                    CLUSTER: "" if cluster is None else str(cluster),
-                },
-                environment={**want.env, **gpu_environment(gpus)},
-                detach=True,
-                **limits(want),
-            )
+            try:
+                return self.client.api.create_container(**config)["Id"]
+            except docker.errors.ImageNotFound:
+                log.info("pulling %s", want.image)
+                self.client.images.pull(want.image)
+                return self.client.api.create_container(**config)["Id"]
         except APIError as exc:
             if is_name_conflict(exc):
                 return None
             raise StartFailed(explain(exc)) from exc
-        return container.id
 
     def resume(self, container_id: str) -> None:
         """Starts a created container; one that cannot start is removed, so a retry begins from nothing."""
@@ -182,13 +188,6 @@ class Runtime:
     def logs(self, container_id: str) -> bytes:
         """The container's stdout and stderr so far, raw."""
         return self.log_client.api.logs(container_id, stdout=True, stderr=True)
-
-    def _ensure_image(self, image: str) -> None:
-        try:
-            self.client.images.get(image)
-        except docker.errors.ImageNotFound:
-            log.info("pulling %s", image)
-            self.client.images.pull(image)
 
 
 def limits(want: Desired) -> dict[str, int]:
