@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from deployments.execution import SeenContainer, StartFailure
 from deployments.logs import LOG_KEEP_CHARS
-from organizations.serializers import PageSerializer
+from organizations.serializers import PageSerializer, StrictCharField
 
 from .models import Agent
 
@@ -43,7 +43,7 @@ class AgentPageSerializer(PageSerializer):
 class SeenContainerSerializer(serializers.Serializer):
     deployment = serializers.IntegerField(**ID)
     attempt = serializers.IntegerField(**ID)
-    container = serializers.CharField(max_length=128)
+    container = StrictCharField(max_length=128)
     state = serializers.ChoiceField(choices=("created", "running", "exited"))
     exit_code = serializers.IntegerField(allow_null=True, default=None, **INT32)
 
@@ -51,14 +51,14 @@ class SeenContainerSerializer(serializers.Serializer):
 class StartFailureSerializer(serializers.Serializer):
     deployment = serializers.IntegerField(**ID)
     attempt = serializers.IntegerField(**ID)
-    error = serializers.CharField(max_length=10_000, trim_whitespace=False)
+    error = StrictCharField(max_length=10_000, trim_whitespace=False)
 
 
 class LogChunkSerializer(serializers.Serializer):
     deployment = serializers.IntegerField(**ID)
     attempt = serializers.IntegerField(**ID)
     offset = serializers.IntegerField(min_value=0, max_value=2**62)
-    data = serializers.CharField(max_length=MAX_LOG_CHUNK_BYTES * 4 // 3 + 4, trim_whitespace=False,
+    data = StrictCharField(max_length=MAX_LOG_CHUNK_BYTES * 4 // 3 + 4, trim_whitespace=False,
                                  help_text="Raw bytes, base64.")
 
     def validate_data(self, value: str) -> bytes:
@@ -71,8 +71,8 @@ class LogChunkSerializer(serializers.Serializer):
 class SyncRequestSerializer(serializers.Serializer):
     """What the agent sees on its host: its whole picture each time, so a lost or repeated report is harmless."""
 
-    hostname = serializers.CharField(max_length=255, allow_blank=True, default="")
-    version = serializers.CharField(max_length=64, allow_blank=True, default="")
+    hostname = StrictCharField(max_length=255, allow_blank=True, default="")
+    version = StrictCharField(max_length=64, allow_blank=True, default="")
     gpus = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=1023), max_length=1024,
                                  default=list)
     containers = SeenContainerSerializer(many=True, required=False,

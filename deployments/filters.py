@@ -12,7 +12,7 @@ class DeploymentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, distinct=False)
     cluster = WholeNumberFilter(field_name="cluster_id")
     organization = WholeNumberFilter(field_name="cluster__organization_id")
-    priority = WholeNumberFilter()
+    priority = WholeNumberFilter(min_value=-(2**31), max_value=2**31 - 1)  # the signed 32-bit range of priorities
 
     class Meta:
         model = Deployment

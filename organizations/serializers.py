@@ -1,10 +1,21 @@
 """Serializers for organizations, invite codes and memberships."""
+from django.db import models
 from rest_framework import serializers
 
 from .models import Membership, Organization, Role
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string only: DRF would turn the number 0 into "0", which the schema (type string) calls invalid."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class OrganizationSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.CharField: StrictCharField}
     role = serializers.CharField(source="caller_role", read_only=True)
     invite_code = serializers.SerializerMethodField()
 
@@ -19,7 +30,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class InviteCodeSerializer(serializers.Serializer):
-    invite_code = serializers.CharField(max_length=64)
+    invite_code = StrictCharField(max_length=64)
 
 
 class JoinResultSerializer(serializers.Serializer):
