@@ -1,6 +1,7 @@
 """Cluster endpoints: members read, admins create, rename, resize and delete."""
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from drf_yasg.utils import swagger_auto_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -22,6 +23,12 @@ from .serializers import ClusterDetailSerializer, ClusterSerializer
 DETAIL_ACTIONS = {"retrieve", "partial_update"}
 
 
+@method_decorator(name="create", decorator=swagger_auto_schema(
+    responses={403: "Only admins of the organization can create clusters."}))
+@method_decorator(name="partial_update", decorator=swagger_auto_schema(
+    responses={409: "Resizing below what running deployments hold."}))
+@method_decorator(name="destroy", decorator=swagger_auto_schema(
+    responses={409: "The cluster has pending or running deployments."}))
 class ClusterViewSet(viewsets.ModelViewSet):
     """Clusters of the caller's organizations (`?organization=` narrows to one)."""
 

@@ -1,5 +1,6 @@
 """Deployment endpoints: submit, read, edit, the status actions and the event history."""
 from django.db.models import Prefetch, prefetch_related_objects
+from django.utils.decorators import method_decorator
 from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import mixins, viewsets
@@ -31,6 +32,9 @@ RELATED = (
 )
 
 
+@method_decorator(name="create", decorator=swagger_auto_schema(responses={403: "Viewers cannot submit."}))
+@method_decorator(name="partial_update", decorator=swagger_auto_schema(
+    responses={409: "Its cluster and resource request cannot change once it has been scheduled."}))
 class DeploymentViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,

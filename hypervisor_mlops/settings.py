@@ -147,6 +147,9 @@ SWAGGER_SETTINGS = {
         }
     },
     "PERSIST_AUTH": True,
+    "DEFAULT_AUTO_SCHEMA_CLASS": "hypervisor_mlops.openapi.ErrorsAutoSchema",
+    "DEFAULT_FILTER_INSPECTORS": ["hypervisor_mlops.openapi.TypedFilterInspector",
+                                  "drf_yasg.inspectors.CoreAPICompatInspector"],
 }
 
 CORS_ALLOWED_ORIGINS = config("CORS_ALLOWED_ORIGINS", default="", cast=Csv())

@@ -81,8 +81,9 @@ class OrganizationViewSet(
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(MembershipSerializer(page, many=True).data)
 
-    @swagger_auto_schema(method="patch", request_body=RoleSerializer, responses={200: MembershipSerializer})
-    @swagger_auto_schema(method="delete", responses={204: "Removed"})
+    @swagger_auto_schema(method="patch", request_body=RoleSerializer, responses={
+        200: MembershipSerializer, 409: "The last admin cannot be demoted."})
+    @swagger_auto_schema(method="delete", responses={204: "Removed", 409: "The last admin cannot be removed."})
     @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<user_id>\d+)")
     def member(self, request, pk=None, user_id=None):
         """Change a member's role or remove them (admins); the last admin stays (409)."""
@@ -97,7 +98,7 @@ class OrganizationViewSet(
         )
         return Response(MembershipSerializer(membership).data)
 
-    @swagger_auto_schema(request_body=no_body, responses={204: "Left"})
+    @swagger_auto_schema(request_body=no_body, responses={204: "Left", 409: "The last admin cannot leave."})
     @action(detail=True, methods=["post"])
     def leave(self, request, pk=None):
         """Leave the organization; the last admin cannot (409)."""
