@@ -44,6 +44,11 @@ class ErrorsAutoSchema(SwaggerAutoSchema):
         parameters = operation.get("parameters", [])
         body = [p for p in parameters if p.in_ == openapi.IN_BODY]
         query = {p.name for p in parameters if p.in_ == openapi.IN_QUERY}
+        if body and getattr(self.view, "action", None) == "partial_update":
+            # The definition is shared with the full representation; a partial update requires none of it.
+            partial = openapi.Schema(**{**openapi.resolve_ref(body[0].schema, self.components)})
+            partial.pop("required", None)
+            body[0].schema = partial
         if body and not openapi.resolve_ref(body[0].schema, self.components).get("required"):
             # Every field optional (a partial update, an agent's bare heartbeat): no body is a valid request too.
             body[0].required = False
