@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import NotFound
 
 from clusters.models import Cluster
 from deployments.services import hand_over_to_agent, release_from_agent, request_scheduling
@@ -23,7 +24,10 @@ def register_agent(*, cluster_id: int, name: str) -> tuple[Agent, str]:
     """
     token = generate_token()
     with transaction.atomic():
-        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        try:
+            cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        except Cluster.DoesNotExist:  # deleted since the view found it
+            raise NotFound("No such cluster.") from None
         if Agent.objects.live().filter(cluster=cluster).exists():
             raise Conflict(ONE_AGENT)
         try:

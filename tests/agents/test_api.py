@@ -7,14 +7,17 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.exceptions import NotFound
 
 from agents.models import Agent, hash_token
+from agents.services import register_agent
 from deployments.models import Deployment, RunAttempt
 from deployments.services import requeue_lost_agents
 from organizations.models import Role
 from tests.agents.sync import agent_client, chunk, container, desired, register, sync
 from tests.conftest import client_for
 from tests.deployments.api import DEPLOYMENTS, action, get, submit
+from tests.factories import ClusterFactory
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -407,3 +410,11 @@ def test_env_is_hidden_from_other_tenants(dev, cluster):
     outsider = MembershipFactory(organization=OrganizationFactory()).user
     assert client_for(outsider).get(f"{DEPLOYMENTS}{pk}/").status_code == 404
     assert "s3cret" not in str(client_for(outsider).get(DEPLOYMENTS).content)
+
+
+def test_registering_on_a_cluster_deleted_meanwhile_is_a_404_not_a_500(db):
+    cluster = ClusterFactory()
+    cluster_id = cluster.pk
+    cluster.delete()  # after the view found it, before the service locks it
+    with pytest.raises(NotFound):
+        register_agent(cluster_id=cluster_id, name="host")
