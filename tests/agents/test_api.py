@@ -17,7 +17,6 @@ from organizations.models import Role
 from tests.agents.sync import agent_client, chunk, container, desired, register, sync
 from tests.conftest import client_for
 from tests.deployments.api import DEPLOYMENTS, action, get, submit
-from tests.factories import ClusterFactory
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
