@@ -1,0 +1,466 @@
+"""Trace-driven simulation of scheduling policies: the pure planner in a discrete-event loop, no database.
+
+    .venv/bin/python bench/simulate.py [--sizes 1000,10000,100000] [--seed N] [--reserve-after S]
+
+Each policy sees the same trace (bench/traces.py) on one cluster. Events are arrivals and completions; all
+events at one second are applied, then the policy decides what starts and what is preempted. A preempted
+deployment goes back to pending with its `created_at` and loses the work of that run: it restarts its whole
+duration. The simulation stops at the trace's horizon; deployments still waiting then count with the wait
+they had so far (a lower bound on theirs).
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from deployments.scheduling import Pending, Resources, Running, plan  # noqa: E402
+from traces import DAY, HIGH, LOW, NORMAL, PRIORITY_NAMES, Job, Trace, describe, make_trace  # noqa: E402
+
+LEVELS = (LOW, NORMAL, HIGH)
+LARGE_GPUS = 8
+RESERVE_AFTER = 600  # the clusters' default reserve_after_seconds
+
+Change = tuple[bool, Job]  # (True, job): started; (False, job): preempted
+
+
+class PlannerPolicy:
+    """This service's scheduler: `deployments.scheduling.plan` on the cluster's whole picture.
+
+    A deployment is `due` once it has waited `reserve_after` seconds since it was created (None: never, i.e.
+    the planner without reservations). A pass runs only when something may start: an arrival that fits in
+    what is free plus what strictly lower priorities hold, or a completion when some pending deployment's
+    GPUs would. A settled cluster stays settled otherwise (a reservation coming due only holds back), so the
+    passes skipped are exactly those that would plan nothing. A pass with preemptions is followed by another
+    at the same second until one preempts nothing, as the service's reconcile sweep would (a victim may in
+    turn preempt what started behind its preemptor).
+    """
+
+    def __init__(self, trace: Trace, reserve_after: int | None, name: str = "") -> None:
+        self.name = name or ("planner" if reserve_after is not None else "planner, no reservations")
+        self.reserve_after = reserve_after
+        self.capacity = Resources(trace.cpu, trace.ram, trace.gpu)
+        self.free = [trace.cpu, trace.ram, trace.gpu]
+        self.jobs = {job.id: job for job in trace.jobs}
+        self.running: dict[int, Running] = {}
+        self.pending: dict[int, Pending] = {}
+        self.held = {level: [0, 0, 0] for level in LEVELS}  # what running deployments hold, per priority
+        self.pending_gpus: dict[int, dict[int, int]] = {level: {} for level in LEVELS}  # GPUs asked -> count
+        self.due_at: list[tuple[int, int]] = []  # heap of (time it comes due, id)
+        self.dirty = False
+        self.freed = False
+        self.passes = 0
+        self.queue_total = 0  # sum over passes of the pending queue's length
+        self.queue_max = 0
+        self.reservations = 0  # passes that returned a reservation
+
+    def _lower(self, priority: int) -> tuple[int, int, int]:
+        cpu = ram = gpu = 0
+        for level in LEVELS:
+            if level < priority:
+                held = self.held[level]
+                cpu, ram, gpu = cpu + held[0], ram + held[1], gpu + held[2]
+        return cpu, ram, gpu
+
+    def _could_start(self, job: Job) -> bool:
+        cpu, ram, gpu = self._lower(job.priority)
+        free = self.free
+        return job.gpu <= free[2] + gpu and job.cpu <= free[0] + cpu and job.ram <= free[1] + ram
+
+    def _enqueue(self, job: Job, now: int) -> None:
+        due = self.reserve_after is not None and now - job.arrival >= self.reserve_after
+        self.pending[job.id] = Pending(job.id, job.priority, Resources(job.cpu, job.ram, job.gpu), job.arrival, due=due)
+        if self.reserve_after is not None and not due:
+            heapq.heappush(self.due_at, (job.arrival + self.reserve_after, job.id))
+        counts = self.pending_gpus[job.priority]
+        counts[job.gpu] = counts.get(job.gpu, 0) + 1
+
+    def arrive(self, job: Job, now: int) -> None:
+        self._enqueue(job, now)
+        if self._could_start(job):
+            self.dirty = True
+
+    def finish(self, job: Job) -> None:
+        del self.running[job.id]
+        self._release(job)
+        self.freed = True
+
+    def _release(self, job: Job) -> None:
+        free, held = self.free, self.held[job.priority]
+        free[0] += job.cpu
+        free[1] += job.ram
+        free[2] += job.gpu
+        held[0] -= job.cpu
+        held[1] -= job.ram
+        held[2] -= job.gpu
+
+    def _take(self, job: Job) -> None:
+        free, held = self.free, self.held[job.priority]
+        free[0] -= job.cpu
+        free[1] -= job.ram
+        free[2] -= job.gpu
+        held[0] += job.cpu
+        held[1] += job.ram
+        held[2] += job.gpu
+
+    def _some_gpus_fit(self) -> bool:
+        for level in LEVELS:
+            counts = self.pending_gpus[level]
+            if counts and min(counts) <= self.free[2] + self._lower(level)[2]:
+                return True
+        return False
+
+    def schedule(self, now: int) -> list[Change]:
+        if self.freed:
+            self.freed = False
+            self.dirty = self.dirty or self._some_gpus_fit()
+        if not self.dirty:
+            return []
+        self.dirty = False
+        due_at, pending = self.due_at, self.pending
+        while due_at and due_at[0][0] <= now:
+            _, pk = heapq.heappop(due_at)
+            waiting = pending.get(pk)
+            if waiting is not None and not waiting.due:
+                pending[pk] = replace(waiting, due=True)
+        changes: list[Change] = []
+        for _ in range(10):
+            self.passes += 1
+            self.queue_total += len(pending)
+            self.queue_max = max(self.queue_max, len(pending))
+            result = plan(self.capacity, list(self.running.values()), list(pending.values()))
+            self.reservations += result.reservation is not None
+            for victim, _by in result.preemptions:
+                job = self.jobs[victim]
+                del self.running[victim]
+                self._release(job)
+                self._enqueue(job, now)
+                changes.append((False, job))
+            for pk in result.starts:
+                job = self.jobs[pk]
+                del pending[pk]
+                counts = self.pending_gpus[job.priority]
+                counts[job.gpu] -= 1
+                if not counts[job.gpu]:
+                    del counts[job.gpu]
+                self.running[pk] = Running(pk, job.priority, Resources(job.cpu, job.ram, job.gpu), now)
+                self._take(job)
+                changes.append((True, job))
+            if not result.preemptions:
+                break
+        return changes
+
+    def stats(self) -> str:
+        mean = self.queue_total / self.passes if self.passes else 0
+        return f"{self.passes:,} passes, queue mean {mean:.0f} max {self.queue_max:,}"
+
+
+class FifoPolicy:
+    """A queue without backfill: its head starts when it fits, and until then nothing behind it starts.
+
+    `by_priority`: the queue is in the planner's order (priority, then created_at); otherwise by created_at
+    alone. `preempt`: a head that does not fit evicts strictly lower priority when that makes it fit (the
+    planner's victim order: lowest priority, then most recently started; victims not needed are put back).
+    """
+
+    def __init__(self, trace: Trace, *, by_priority: bool, preempt: bool, name: str) -> None:
+        self.name = name
+        self.by_priority = by_priority
+        self.preempt = preempt
+        self.free = [trace.cpu, trace.ram, trace.gpu]
+        self.queue: list[tuple] = []
+        self.running: dict[int, tuple[Job, int]] = {}  # id -> (job, started_at)
+        self.held = {level: [0, 0, 0] for level in LEVELS}
+
+    def _push(self, job: Job) -> None:
+        key = (-job.priority, job.arrival, job.id) if self.by_priority else (job.arrival, job.id)
+        heapq.heappush(self.queue, (key, job))
+
+    def arrive(self, job: Job, now: int) -> None:
+        self._push(job)
+
+    def finish(self, job: Job) -> None:
+        del self.running[job.id]
+        self._move(job, 1)
+
+    def _move(self, job: Job, sign: int) -> None:
+        free, held = self.free, self.held[job.priority]
+        free[0] += sign * job.cpu
+        free[1] += sign * job.ram
+        free[2] += sign * job.gpu
+        held[0] -= sign * job.cpu
+        held[1] -= sign * job.ram
+        held[2] -= sign * job.gpu
+
+    def _evict_for(self, job: Job) -> list[Job] | None:
+        reach = list(self.free)
+        for level in LEVELS:
+            if level < job.priority:
+                reach = [a + b for a, b in zip(reach, self.held[level])]
+        if not _fits(job, reach):
+            return None
+        candidates = sorted((entry for entry in self.running.values() if entry[0].priority < job.priority),
+                            key=lambda entry: (entry[0].priority, -entry[1], -entry[0].id))
+        available = list(self.free)
+        chosen = []
+        for victim, _ in candidates:
+            if _fits(job, available):
+                break
+            available = [available[0] + victim.cpu, available[1] + victim.ram, available[2] + victim.gpu]
+            chosen.append(victim)
+        needed = []
+        for victim in reversed(chosen):
+            without = [available[0] - victim.cpu, available[1] - victim.ram, available[2] - victim.gpu]
+            if _fits(job, without):
+                available = without
+            else:
+                needed.append(victim)
+        return needed
+
+    def schedule(self, now: int) -> list[Change]:
+        changes: list[Change] = []
+        queue = self.queue
+        while queue:
+            job = queue[0][1]
+            if not _fits(job, self.free):
+                victims = self._evict_for(job) if self.preempt else None
+                if victims is None:
+                    break
+                for victim in victims:
+                    del self.running[victim.id]
+                    self._move(victim, 1)
+                    self._push(victim)
+                    changes.append((False, victim))
+            heapq.heappop(queue)  # still the head: victims have strictly lower priority, so queue behind it
+            self.running[job.id] = (job, now)
+            self._move(job, -1)
+            changes.append((True, job))
+        return changes
+
+    def stats(self) -> str:
+        return ""
+
+
+def _fits(job: Job, free: Sequence[int]) -> bool:
+    return job.gpu <= free[2] and job.cpu <= free[0] and job.ram <= free[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    policy: str
+    utilisation: float  # useful GPU-seconds (held, less what preemption threw away) over capacity x horizon
+    held: float  # GPU-seconds held by running deployments over capacity x horizon
+    completed: int
+    waits: dict[int, tuple[float, float]]  # priority -> (p50, p99) of the wait to first start, seconds
+    longest_large: int  # longest wait of a deployment of >= LARGE_GPUS GPUs
+    longest: int  # longest wait of any deployment (every one fits the cluster)
+    preemptions_mean: float
+    preemptions_max: int
+    lost: float  # share of the GPU-seconds held that preemption threw away
+    seconds: float  # wall time of the simulation
+    stats: str
+    first_starts: tuple[int, ...]  # by deployment id (index 0 unused): when it first started, -1 for never
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a sorted, non-empty sequence."""
+    rank = max(1, round(q / 100 * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def simulate(trace: Trace, policy) -> Result:
+    """Replay `trace` through `policy` (arrive, finish, schedule) up to the trace's horizon."""
+    clock = time.perf_counter()
+    jobs, horizon, n = trace.jobs, trace.horizon, len(trace.jobs)
+    first_start = [-1] * (n + 1)
+    started_at = [0] * (n + 1)
+    run = [0] * (n + 1)  # number of the current run: a completion event of an earlier run is stale
+    preemptions = [0] * (n + 1)
+    completions: list[tuple[int, int, int]] = []  # heap of (end, id, run)
+    completed = busy = lost = used = last = 0
+    i = 0
+    never = horizon + 1
+    while True:
+        t = min(jobs[i].arrival if i < n else never, completions[0][0] if completions else never)
+        if t > horizon:
+            break
+        busy += used * (t - last)
+        last = t
+        while completions and completions[0][0] == t:
+            _, pk, attempt = heapq.heappop(completions)
+            if run[pk] == attempt:
+                job = jobs[pk - 1]
+                run[pk] += 1
+                used -= job.gpu
+                completed += 1
+                policy.finish(job)
+        while i < n and jobs[i].arrival == t:
+            policy.arrive(jobs[i], t)
+            i += 1
+        for started, job in policy.schedule(t):
+            pk = job.id
+            run[pk] += 1
+            if started:
+                started_at[pk] = t
+                if first_start[pk] < 0:
+                    first_start[pk] = t
+                used += job.gpu
+                heapq.heappush(completions, (t + job.duration, pk, run[pk]))
+            else:
+                used -= job.gpu
+                preemptions[pk] += 1
+                lost += job.gpu * (t - started_at[pk])
+    busy += used * (horizon - last)
+    seconds = time.perf_counter() - clock
+
+    waits: dict[int, list[int]] = {level: [] for level in LEVELS}
+    longest = longest_large = 0
+    for job in jobs:
+        start = first_start[job.id]
+        wait = (start if start >= 0 else horizon) - job.arrival
+        waits[job.priority].append(wait)
+        longest = max(longest, wait)
+        if job.gpu >= LARGE_GPUS:
+            longest_large = max(longest_large, wait)
+    quantiles = {}
+    for level, values in waits.items():
+        values.sort()
+        quantiles[level] = (percentile(values, 50), percentile(values, 99)) if values else (0, 0)
+    counts = preemptions[1:]
+    capacity = trace.gpu * horizon
+    return Result(policy.name, (busy - lost) / capacity, busy / capacity, completed, quantiles, longest_large, longest,
+                  sum(counts) / n, max(counts), lost / busy if busy else 0.0, seconds, policy.stats(),
+                  tuple(first_start))
+
+
+def bounds(trace: Trace) -> tuple[float, int]:
+    """(utilisation, completions) no policy can beat.
+
+    Utilisation: the work offered within the horizon over capacity x horizon. Completions: a deployment
+    completes only if it arrives at least its duration before the horizon, and all that complete together
+    need no more GPU-seconds than the cluster has; the most such deployments is the smallest works first.
+    """
+    capacity = trace.gpu * trace.horizon
+    works = sorted(j.gpu * j.duration for j in trace.jobs if j.arrival + j.duration <= trace.horizon)
+    count = total = 0
+    for work in works:
+        if total + work > capacity:
+            break
+        total += work
+        count += 1
+    return min(1.0, trace.offered_gpu_seconds / capacity), count
+
+
+POLICIES: dict[str, Callable[[Trace, int | None], object]] = {
+    "planner": lambda trace, reserve_after: PlannerPolicy(trace, reserve_after),
+    "no-reservations": lambda trace, _: PlannerPolicy(trace, None),
+    "priority-fifo": lambda trace, _: FifoPolicy(trace, by_priority=True, preempt=False,
+                                                 name="priority FIFO, no backfill"),
+    "priority-fifo-preempt": lambda trace, _: FifoPolicy(trace, by_priority=True, preempt=True,
+                                                         name="priority FIFO + preemption"),
+    "fifo": lambda trace, _: FifoPolicy(trace, by_priority=False, preempt=False, name="FIFO, no priority"),
+}
+
+
+def duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7_200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 2 * DAY:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / DAY:.1f}d"
+
+
+HEADER = ("policy", "GPU util", "held", "completed", "high p50/p99", "normal p50/p99", "low p50/p99",
+          f"longest >={LARGE_GPUS} GPU", "longest any", "preempt mean/max", "work lost", "sim s")
+
+
+def row(result: Result) -> tuple[str, ...]:
+    return (result.policy, f"{result.utilisation:.3f}", f"{result.held:.3f}", f"{result.completed:,}",
+            *(f"{duration(result.waits[level][0])}/{duration(result.waits[level][1])}" for level in (HIGH, NORMAL, LOW)),
+            duration(result.longest_large), duration(result.longest),
+            f"{result.preemptions_mean:.3f}/{result.preemptions_max}", f"{result.lost:.1%}", f"{result.seconds:.1f}")
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table, columns padded so it also reads as plain text."""
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(r, widths)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def check_targets(trace: Trace, results: dict[str, Result], reserve_after: int) -> list[str]:
+    """Each target of issue 11 that one trace can decide, with its figures and met or MISSED."""
+    ours = results.get("planner")
+    if ours is None:
+        return []
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**MISSED**"
+
+    best_util = max(r.utilisation for r in results.values())
+    best_done = max(r.completed for r in results.values())
+    lines.append(f"utilisation {ours.utilisation:.3f} = {ours.utilisation / best_util:.1%} of the best "
+                 f"({best_util:.3f}), target >= 95%: {verdict(ours.utilisation >= 0.95 * best_util)}")
+    lines.append(f"completed {ours.completed:,} = {ours.completed / best_done:.1%} of the best ({best_done:,}), "
+                 f"target >= 97%: {verdict(ours.completed >= 0.97 * best_done)}")
+    strict = results.get("priority-fifo")
+    if strict is not None:
+        mine, theirs = ours.waits[HIGH][1], strict.waits[HIGH][1]
+        lines.append(f"high-priority wait p99 {duration(mine)} vs strict priority FIFO's {duration(theirs)}: "
+                     f"{verdict(mine <= theirs)}")
+    bound = reserve_after + max(j.duration for j in trace.jobs)
+    lines.append(f"longest wait {duration(ours.longest)} vs reserve_after + longest run = {duration(bound)}: "
+                 f"{verdict(ours.longest <= bound)}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="deployments per trace, comma separated")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--reserve-after", type=int, default=RESERVE_AFTER, help="seconds (the planner's)")
+    parser.add_argument("--gpus", type=int, default=256, help="GPUs of the cluster (8-GPU nodes' CPU and RAM)")
+    parser.add_argument("--load", type=float, default=0.9, help="work offered over GPU capacity")
+    parser.add_argument("--policies", default=",".join(POLICIES), help="comma separated: " + ", ".join(POLICIES))
+    args = parser.parse_args(argv)
+
+    longest_without: list[tuple[int, int]] = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        trace = make_trace(size, seed=args.seed, gpus=args.gpus, load=args.load)
+        print(f"\n### {trace.name} deployments (seed {args.seed}, reserve_after {args.reserve_after} s)\n")
+        print(describe(trace) + "\n")
+        results = {}
+        for key in args.policies.split(","):
+            policy = POLICIES[key](trace, args.reserve_after)
+            results[key] = simulate(trace, policy)
+            print(f"  {results[key].policy}: {results[key].seconds:.1f} s {results[key].stats}", file=sys.stderr)
+        util_bound, done_bound = bounds(trace)
+        rows = [HEADER, *(row(r) for r in results.values()),
+                ("bound (no policy beats it)", f"{util_bound:.3f}", "-", f"{done_bound:,}", *["-"] * (len(HEADER) - 4))]
+        print(table(rows) + "\n")
+        for line in check_targets(trace, results, args.reserve_after):
+            print(f"- {line}")
+        if "no-reservations" in results:
+            longest_without.append((size, results["no-reservations"].longest))
+        for key, result in results.items():
+            if result.stats:
+                print(f"- {result.policy}: {result.stats}")
+    if len(longest_without) > 1:
+        print("\nlongest wait without reservations by trace size: "
+              + ", ".join(f"{size:,}: {duration(wait)}" for size, wait in longest_without))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
