@@ -109,6 +109,7 @@ def test_a_reservation_starts_it_once_what_held_its_resources_ends():
 
     # Due at once: the GPU freed at 100 is held for it, the one freed at 150 completes its demand.
     assert result.first_starts[3] == 150
+    assert result.reserved_wait == 50
 
 
 def test_a_reservation_waits_for_reserve_after():
@@ -118,6 +119,20 @@ def test_a_reservation_waits_for_reserve_after():
 
     # Due at 160: the GPU freed at 200 is held, the one freed at 250 (taken at 150, before it was due) completes it.
     assert result.first_starts[3] == 250
+
+
+@pytest.mark.parametrize("reserve_after", [None, 0, 600])
+def test_skipping_passes_that_cannot_start_anything_changes_no_figure(reserve_after):
+    # A small cluster under load: queues, backfill, preemptions and reservations all happen.
+    busy = make_trace(400, seed=5, gpus=32, load=0.8)
+
+    skipping = simulate(busy, PlannerPolicy(busy, reserve_after))
+    every_event = simulate(busy, PlannerPolicy(busy, reserve_after, skip_idle=False))
+
+    assert skipping.preemptions_max > 0
+    assert skipping.first_starts == every_event.first_starts
+    assert (skipping.completed, skipping.held, skipping.lost) == (every_event.completed, every_event.held,
+                                                                  every_event.lost)
 
 
 def test_bounds_count_only_what_can_complete_within_the_horizon():
