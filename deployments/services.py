@@ -7,6 +7,7 @@ One cluster's scheduling passes and finish actions are therefore serialized, whi
 is enqueued only after commit, so a worker always sees what the API wrote.
 """
 import logging
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ from functools import partial
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, Value, When
-from django.db.models.functions import Now
+from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, TextField, Value, When
+from django.db.models.functions import Cast, Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -312,8 +313,8 @@ def explain_pending(deployments: Sequence[Deployment]) -> dict[int, tuple[Explan
     """For each pending deployment given: its `scheduling` explanation and the sentence saying it in words.
 
     A fixed number of queries for any number of deployments and any depth of queue (positions come from one
-    window query), plus one indexed read of the queue's head per cluster on the page, all read from one
-    snapshot of the database.
+    grouped count, see `_queue_positions`), plus one indexed read of the queue's head per cluster on the page,
+    all read from one snapshot of the database.
     """
     pending = [d for d in deployments if d.status == Status.PENDING]
     if not pending:
@@ -402,17 +403,23 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     with _one_snapshot():
         cluster = _with_clock(Cluster.objects).get(pk=cluster.pk)
         agent = Agent.objects.live().filter(cluster=cluster).only("pk", "created_at", "last_seen_at").first()
-        running, pending = _read_running(cluster.pk), _read_pending(cluster)
         unfinished = list(Deployment.objects.filter(pk__in=dependency_ids).exclude(status=Status.COMPLETED)
                           .order_by("pk").values_list("pk", "status"))
-        queued = list(Deployment.objects.filter(cluster=cluster).pending().values_list("pk", "priority"))
-    due_before = cluster.due_before(cluster.db_now)
-    would_be = Pending(WOULD_BE, priority, demand, cluster.db_now,
-                       due=due_before is not None and cluster.db_now <= due_before)
-    if agent is not None and agent.is_lost_at(timezone.now()):
+        pending, blocked = _read_whole_queue(cluster)
+        due_before = cluster.due_before(cluster.db_now)
+        would_be = Pending(WOULD_BE, priority, demand, cluster.db_now,
+                           due=due_before is not None and cluster.db_now <= due_before)
+        queue = pending if unfinished else [*pending, would_be]
+        lost = agent is not None and agent.is_lost_at(timezone.now())
+        # As schedule_cluster decides: when what is free holds the whole queue, the running ones do not matter.
+        result = None if lost else plan_if_everything_fits(cluster.available, queue)
+        if result is not None and WOULD_BE in result.starts:
+            return DryRun("start", (), None, "Would start now.")
+        running = _read_running(cluster.pk)
+    if lost:
         result = Plan((), (), cluster.available)  # as schedule_cluster: nothing starts on a lost host
-    else:
-        result = plan(cluster.capacity, running, pending if unfinished else [*pending, would_be])
+    elif result is None:
+        result = plan(cluster.capacity, running, queue)
     victims = tuple(victim for victim, by in result.preemptions if by == WOULD_BE)
     if WOULD_BE in result.starts:
         words = f"Would start now{' by preempting ' + ', '.join(f'#{v}' for v in victims) if victims else ''}."
@@ -421,7 +428,8 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     # As the deployment would show it once that pass is done: what the pass starts leaves the queue, what
     # it preempts returns to it (before the newcomer, which is the latest of its priority).
     started, evicted = set(result.starts), {victim for victim, _ in result.preemptions}
-    queue_after = [p for pk, p in queued if pk not in started] + [r.priority for r in running if r.id in evicted]
+    queue_after = [p.priority for p in pending if p.id not in started] + blocked
+    queue_after += [r.priority for r in running if r.id in evicted]
     running_after = [(r.priority, r.demand) for r in running if r.id not in evicted]
     running_after += [(p.priority, p.demand) for p in pending if p.id in started]
     # The newcomer is the latest of its priority: behind the reservation unless it outranks it (or holds it).
@@ -439,6 +447,29 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     return DryRun("wait", (), explanation, sentence[0].upper() + sentence[1:] + ".")
 
 
+def _read_whole_queue(cluster: Cluster) -> tuple[list[Pending], list[int]]:
+    """The cluster's queue in one read: what a pass plans from, as `_read_pending` reads it, and the
+    priorities of the deployments still waiting for dependencies.
+
+    Demands come as text and equal ones share one Resources: at thousands of rows, building the objects
+    costs more than the query.
+    """
+    due_before = cluster.due_before(cluster.db_now)
+    rows = (Deployment.objects.filter(cluster_id=cluster.pk).pending().order_by()
+            .values_list("pk", "priority", Cast("cpu_required", TextField()), Cast("ram_required", TextField()),
+                         "gpu_required", "created_at", Exists(_unfinished_dependencies())))
+    ready, blocked, demands = [], [], {}
+    for pk, priority, cpu, ram, gpu, created_at, waiting in rows:
+        if waiting:
+            blocked.append(priority)
+            continue
+        demand = demands.get((cpu, ram, gpu))
+        if demand is None:
+            demand = demands[cpu, ram, gpu] = Resources(Decimal(cpu), Decimal(ram), gpu)
+        ready.append(Pending(pk, priority, demand, created_at, due=due_before is not None and created_at <= due_before))
+    return ready, blocked
+
+
 @contextmanager
 def _one_snapshot():
     """Reads that see one moment of the database: PostgreSQL's REPEATABLE READ (SQLite always does)."""
@@ -452,8 +483,63 @@ def _one_snapshot():
         yield
 
 
+_ONE_MICROSECOND = timedelta(microseconds=1)  # PostgreSQL's timestamps, like Python's, count microseconds
+
+
 def _queue_positions(cluster_ids: list[int], ids: list[int]) -> dict[int, tuple[int, int]]:
-    """pk -> (1-based place in its cluster's queue, pending deployments of strictly higher priority)."""
+    """pk -> (1-based place in its cluster's queue, pending deployments of strictly higher priority).
+
+    On PostgreSQL, one grouped count over the queues rather than a window numbering every row of them (a
+    third of the time at 100,000 pending): the page's own keys cut each queue into buckets, and a page row's
+    place is one more than the rows in the buckets before its key. Elsewhere, the window query.
+    """
+    if connection.vendor != "postgresql":
+        return _queue_positions_by_window(cluster_ids, ids)
+    # Their keys as they are in this snapshot (a priority may have changed since the page was read).
+    page = list(Deployment.objects.filter(pk__in=ids, cluster_id__in=cluster_ids).pending()
+                .values_list("pk", "cluster_id", "priority", "created_at"))
+    if not page:
+        return {}
+    # Bounds in pairs (x, the next value after x), so a row's bucket is odd exactly when it equals a page
+    # row's value: width_bucket counts the bounds <= the row's value, as bisect_right does here.
+    priorities = sorted(v for p in {p for _, _, p, _ in page} for v in (p, p + 1))
+    times = sorted(v for t in {t for _, _, _, t in page} for v in (t, t + _ONE_MICROSECOND))
+    page_ids = sorted(pk for pk, _, _, _ in page)
+    width = len(page_ids) + 1
+    # Per cluster and priority bucket: (time bucket, rows) for the rows whose created_at is no page row's,
+    # and ((time bucket, id bucket), rows) for those created at the same microsecond as a page row.
+    sql = (
+        f"SELECT cluster_id, width_bucket(priority::bigint, %(priorities)s::bigint[]), "
+        f"CASE WHEN created_at < %(first)s THEN 0 "
+        f"WHEN mod(width_bucket(created_at, %(times)s::timestamptz[]), 2) = 1 THEN "
+        f"-1 - (width_bucket(created_at, %(times)s::timestamptz[]) * %(width)s + width_bucket(id, %(ids)s::bigint[])) "
+        f"ELSE width_bucket(created_at, %(times)s::timestamptz[]) END, count(*) "
+        f"FROM {Deployment._meta.db_table} WHERE status = %(pending)s AND cluster_id = ANY(%(clusters)s) "
+        f"GROUP BY 1, 2, 3"
+    )
+    counts = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"priorities": priorities, "times": times, "first": times[0], "width": width,
+                             "ids": page_ids, "pending": Status.PENDING, "clusters": sorted(cluster_ids)})
+        for cluster_id, priority_bucket, at, rows in cursor.fetchall():
+            counts[cluster_id].append((priority_bucket, at, rows))
+    positions = {}
+    for pk, cluster_id, priority, created_at in page:
+        mine = bisect_right(priorities, priority)
+        time_bucket, id_bucket = bisect_right(times, created_at), bisect_right(page_ids, pk)
+        higher = before = 0
+        for priority_bucket, at, rows in counts[cluster_id]:
+            if priority_bucket > mine:
+                higher += rows
+            elif priority_bucket == mine and (0 <= at < time_bucket
+                                              or (at < 0 and divmod(-1 - at, width) < (time_bucket, id_bucket))):
+                before += rows
+        positions[pk] = higher + before + 1, higher
+    return positions
+
+
+def _queue_positions_by_window(cluster_ids: list[int], ids: list[int]) -> dict[int, tuple[int, int]]:
+    """As `_queue_positions`, by numbering every row of the queues (SQLite has no width_bucket)."""
     table = Deployment._meta.db_table
     sql = (
         f"SELECT id, position, higher FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster_id ORDER BY "

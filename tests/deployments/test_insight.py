@@ -174,6 +174,31 @@ def test_a_page_costs_the_same_queries_whatever_the_queue(dev, cluster):
     assert len(ctx.captured_queries) <= few
 
 
+@pytest.mark.django_db
+def test_queue_positions_of_a_page_are_the_queue_numbered():
+    """The grouped count gives each page row the place the window numbering gives it, ties included: rows
+    created at the same microsecond (ordered by id), equal and extreme priorities, pages across clusters."""
+    from deployments.services import _one_snapshot, _queue_positions, _queue_positions_by_window
+
+    rng = random.Random(3)
+    clusters = [ClusterFactory(organization=OrganizationFactory()) for _ in range(3)]
+    instants = [T0 + timedelta(microseconds=rng.choice([0, 1, 2, 5, 6, 7, 10**6])) for _ in range(20)]
+    Deployment.objects.bulk_create(
+        Deployment(name=f"d{i}", cluster=rng.choice(clusters), docker_image="i", created_at=rng.choice(instants),
+                   priority=rng.choice([-2**31, -1, 0, 0, 1, 2, 2**31 - 1]),
+                   status="pending")
+        for i in range(400)
+    )
+    Deployment.objects.filter(pk__in=Deployment.objects.order_by("?")[:100]).update(status="completed")
+    queued = list(Deployment.objects.filter(status="pending").values_list("pk", "cluster_id"))
+    for size in (1, 2, 7, 50):
+        for _ in range(10):
+            page = rng.sample(queued, size)
+            ids, cluster_ids = [pk for pk, _ in page], sorted({c for _, c in page})
+            with _one_snapshot():
+                assert _queue_positions(cluster_ids, ids) == _queue_positions_by_window(cluster_ids, ids)
+
+
 # --- Dry run -------------------------------------------------------------------------------------------------
 
 def dry_run(client, cluster, **fields):
