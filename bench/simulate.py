@@ -290,32 +290,61 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+class Runs:
+    """What happened to a trace's deployments, by id: first starts, runs, preemptions and completions.
+
+    Recorded by the simulator as it goes, and read off the service's events by bench/replay.py, so that both
+    are summarized by the same `summarize`.
+    """
+
+    def __init__(self, trace: Trace) -> None:
+        n = len(trace.jobs)
+        self.gpus = [0] + [job.gpu for job in trace.jobs]
+        self.first_start = [-1.0] * (n + 1)
+        self.preemptions = [0] * (n + 1)
+        self.running: dict[int, float] = {}  # id -> start of its current run
+        self.completed = 0
+        self.held = 0.0  # GPU-seconds of the runs that have ended
+        self.lost = 0.0  # of which preemption threw away
+
+    def start(self, pk: int, t: float) -> None:
+        if self.first_start[pk] < 0:
+            self.first_start[pk] = t
+        self.running[pk] = t
+
+    def preempt(self, pk: int, t: float) -> None:
+        ran = self.gpus[pk] * (t - self.running.pop(pk))
+        self.held += ran
+        self.lost += ran
+        self.preemptions[pk] += 1
+
+    def complete(self, pk: int, t: float) -> None:
+        self.held += self.gpus[pk] * (t - self.running.pop(pk))
+        self.completed += 1
+
+    def held_until(self, horizon: int) -> float:
+        return self.held + sum(self.gpus[pk] * (horizon - start) for pk, start in self.running.items())
+
+
 def simulate(trace: Trace, policy) -> Result:
     """Replay `trace` through `policy` (arrive, finish, schedule) up to the trace's horizon."""
     clock = time.perf_counter()
     jobs, horizon, n = trace.jobs, trace.horizon, len(trace.jobs)
-    first_start = [-1] * (n + 1)
-    started_at = [0] * (n + 1)
+    runs = Runs(trace)
     run = [0] * (n + 1)  # number of the current run: a completion event of an earlier run is stale
-    preemptions = [0] * (n + 1)
     completions: list[tuple[int, int, int]] = []  # heap of (end, id, run)
-    completed = busy = lost = used = last = 0
     i = 0
     never = horizon + 1
     while True:
         t = min(jobs[i].arrival if i < n else never, completions[0][0] if completions else never)
         if t > horizon:
             break
-        busy += used * (t - last)
-        last = t
         while completions and completions[0][0] == t:
             _, pk, attempt = heapq.heappop(completions)
             if run[pk] == attempt:
-                job = jobs[pk - 1]
                 run[pk] += 1
-                used -= job.gpu
-                completed += 1
-                policy.finish(job)
+                runs.complete(pk, t)
+                policy.finish(jobs[pk - 1])
         while i < n and jobs[i].arrival == t:
             policy.arrive(jobs[i], t)
             i += 1
@@ -323,22 +352,26 @@ def simulate(trace: Trace, policy) -> Result:
             pk = job.id
             run[pk] += 1
             if started:
-                started_at[pk] = t
-                if first_start[pk] < 0:
-                    first_start[pk] = t
-                used += job.gpu
+                runs.start(pk, t)
                 heapq.heappush(completions, (t + job.duration, pk, run[pk]))
             else:
-                used -= job.gpu
-                preemptions[pk] += 1
-                lost += job.gpu * (t - started_at[pk])
-    busy += used * (horizon - last)
+                runs.preempt(pk, t)
     seconds = time.perf_counter() - clock
+    reserved_wait = None
+    if isinstance(policy, PlannerPolicy) and policy.reserve_after is not None:
+        reserved_wait = policy.longest_reserved_wait(horizon)
+    return summarize(trace, policy.name, runs, seconds=seconds, stats=policy.stats(horizon),
+                     reserved_wait=reserved_wait)
 
-    waits: dict[int, list[int]] = {level: [] for level in LEVELS}
+
+def summarize(trace: Trace, name: str, runs: Runs, *, seconds: float = 0.0, stats: str = "",
+              reserved_wait: int | None = None) -> Result:
+    """The figures of one policy on one trace, from what happened to its deployments."""
+    horizon, n = trace.horizon, len(trace.jobs)
+    waits: dict[int, list[float]] = {level: [] for level in LEVELS}
     longest = longest_large = 0
-    for job in jobs:
-        start = first_start[job.id]
+    for job in trace.jobs:
+        start = runs.first_start[job.id]
         wait = (start if start >= 0 else horizon) - job.arrival
         waits[job.priority].append(wait)
         longest = max(longest, wait)
@@ -348,14 +381,12 @@ def simulate(trace: Trace, policy) -> Result:
     for level, values in waits.items():
         values.sort()
         quantiles[level] = (percentile(values, 50), percentile(values, 99)) if values else (0, 0)
-    counts = preemptions[1:]
+    counts = runs.preemptions[1:]
     capacity = trace.gpu * horizon
-    reserved_wait = None
-    if isinstance(policy, PlannerPolicy) and policy.reserve_after is not None:
-        reserved_wait = policy.longest_reserved_wait(horizon)
-    return Result(policy.name, (busy - lost) / capacity, busy / capacity, completed, quantiles, longest_large, longest,
-                  sum(counts) / n, max(counts), lost / busy if busy else 0.0, seconds, policy.stats(horizon),
-                  tuple(first_start), reserved_wait)
+    busy = runs.held_until(horizon)
+    return Result(name, (busy - runs.lost) / capacity, busy / capacity, runs.completed, quantiles, longest_large,
+                  longest, sum(counts) / n, max(counts), runs.lost / busy if busy else 0.0, seconds, stats,
+                  tuple(runs.first_start), reserved_wait)
 
 
 def bounds(trace: Trace) -> tuple[float, int]:
