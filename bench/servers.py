@@ -14,24 +14,33 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Servers:
-    """Starts gunicorn and a Celery worker, each in its own process group, and always stops both."""
+    """Starts gunicorn and Celery workers, each in its own process group, and always stops them all.
 
-    def __init__(self, env: dict[str, str], bind: str, workers: int, threads: int) -> None:
+    By default the service of this checkout with one worker; `wsgi` serves another app (bench/ceiling),
+    `root` runs the service of another checkout (an older commit, for "before" figures), `celery_workers`
+    starts that many solo-pool workers (grouped as "celery" in the CPU figures)."""
+
+    def __init__(self, env: dict[str, str], bind: str, workers: int, threads: int, *,
+                 wsgi: str = "hypervisor_mlops.wsgi:application", root: Path = ROOT, celery_workers: int = 1,
+                 name: str = "bench") -> None:
         self.env = {**os.environ, **env}
         self.bind, self.workers, self.threads = bind, workers, threads
+        self.wsgi, self.root, self.celery_workers, self.name = wsgi, Path(root), celery_workers, name
         self.logs = Path(tempfile.mkdtemp(prefix="hypervisor-bench-"))
         self.processes: dict[str, subprocess.Popen] = {}
 
     def __enter__(self) -> "Servers":
         try:
             self._start("gunicorn", [
-                VENV_BIN / "gunicorn", "hypervisor_mlops.wsgi:application", "--bind", self.bind,
+                VENV_BIN / "gunicorn", self.wsgi, "--bind", self.bind,
                 "--workers", str(self.workers), "--threads", str(self.threads), "--log-level", "warning",
             ])
-            self._start("celery", [
-                VENV_BIN / "celery", "-A", "hypervisor_mlops", "worker", "--pool", "solo", "--loglevel", "WARNING",
-                "--hostname", "bench@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-            ])
+            for n in range(self.celery_workers):
+                self._start("celery" if n == 0 else f"celery{n + 1}", [
+                    VENV_BIN / "celery", "-A", "hypervisor_mlops", "worker", "--pool", "solo", "--loglevel",
+                    "WARNING", "--hostname", f"{self.name}{n + 1}@%h", "--without-gossip", "--without-mingle",
+                    "--without-heartbeat",
+                ])
             self._wait_until_ready()
         except BaseException:
             self.stop()
@@ -45,7 +54,7 @@ class Servers:
         with open(self.logs / f"{name}.log", "w") as log:
             # A new session makes the process a group leader, so stopping it also stops its children.
             self.processes[name] = subprocess.Popen(
-                [str(a) for a in args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                [str(a) for a in args], cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -56,19 +65,19 @@ class Servers:
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited at start; see {self.logs / name}.log")
             try:
-                if httpx.get(f"http://{self.bind}/readyz", timeout=1).status_code == 200 and self._worker_up():
+                if httpx.get(f"http://{self.bind}/readyz", timeout=1).status_code == 200 and self._workers_up():
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"the service did not become ready within {timeout} s; logs in {self.logs}")
 
-    @staticmethod
-    def _worker_up() -> bool:
-        # The worker logs nothing at WARNING once ready; a ping through the broker confirms it.
-        from hypervisor_mlops.celery import app
+    def _workers_up(self) -> bool:
+        # A worker logs nothing at WARNING once ready; a ping through its broker confirms it.
+        from celery import Celery
 
-        return bool(app.control.ping(timeout=0.5))
+        with Celery(broker=self.env["CELERY_BROKER_URL"]) as app:
+            return len(app.control.ping(timeout=0.5)) >= self.celery_workers
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -82,6 +91,7 @@ class Servers:
         self.processes.clear()
 
     def group_ids(self) -> dict[str, int]:
+        """Process group ids by name: "gunicorn", "celery", "celery2", ..."""
         return {name: process.pid for name, process in self.processes.items()}
 
 
