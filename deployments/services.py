@@ -405,7 +405,7 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
         agent = Agent.objects.live().filter(cluster=cluster).only("pk", "created_at", "last_seen_at").first()
         unfinished = list(Deployment.objects.filter(pk__in=dependency_ids).exclude(status=Status.COMPLETED)
                           .order_by("pk").values_list("pk", "status"))
-        pending, blocked = _read_whole_queue(cluster)
+        pending, blocked = _read_queue(cluster)
         due_before = cluster.due_before(cluster.db_now)
         would_be = Pending(WOULD_BE, priority, demand, cluster.db_now,
                            due=due_before is not None and cluster.db_now <= due_before)
@@ -447,9 +447,9 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     return DryRun("wait", (), explanation, sentence[0].upper() + sentence[1:] + ".")
 
 
-def _read_whole_queue(cluster: Cluster) -> tuple[list[Pending], list[int]]:
-    """The cluster's queue in one read: what a pass plans from, as `_read_pending` reads it, and the
-    priorities of the deployments still waiting for dependencies.
+def _read_queue(cluster: Cluster) -> tuple[list[Pending], list[int]]:
+    """The cluster's queue in one read: what a pass plans from (dependencies met, `due` on the database's
+    clock), and the priorities of the deployments still waiting for dependencies.
 
     Demands come as text and equal ones share one Resources: at thousands of rows, building the objects
     costs more than the query.
@@ -580,13 +580,9 @@ def _read_running(cluster_id: int) -> list[Running]:
 
 
 def _read_pending(cluster: Cluster) -> list[Pending]:
-    """The queue a pass plans from, each marked `due` once it has waited the cluster's reserve_after_seconds."""
-    due_before = cluster.due_before(cluster.db_now)
-    rows = (Deployment.objects.filter(cluster_id=cluster.pk).pending().filter(~Exists(_unfinished_dependencies()))
-            .values_list(*RESOURCE_FIELDS, "created_at"))
-    return [Pending(pk, priority, Resources(cpu, ram, gpu), created_at,
-                    due=due_before is not None and created_at <= due_before)
-            for pk, priority, cpu, ram, gpu, created_at in rows]
+    """The queue a pass plans from: pending deployments whose dependencies are met, each marked `due` once it
+    has waited the cluster's reserve_after_seconds."""
+    return _read_queue(cluster)[0]
 
 
 def _first_due(cluster: Cluster) -> Pending | None:
