@@ -1,5 +1,5 @@
 """Deployment endpoints: submit, read, edit, the status actions and the event history."""
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import Prefetch
 from django.utils.decorators import method_decorator
 from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
@@ -71,7 +71,7 @@ class DeploymentViewSet(
     def perform_create(self, serializer) -> None:
         _ensure_may_submit(serializer.validated_data["cluster"])
         deployment = services.create_deployment(created_by=self.request.user, **serializer.validated_data)
-        prefetch_related_objects([deployment], *RELATED)
+        _relations_as_committed(deployment, serializer.validated_data.get("depends_on", ()))
         serializer.instance = deployment
 
     def perform_update(self, serializer) -> None:
@@ -139,6 +139,18 @@ class DeploymentViewSet(
         text = DeploymentLog.objects.filter(deployment=deployment).values_list("text", "truncated").first()
         lines, more = last_lines(text[0], query.validated_data["tail"]) if text else ([], False)
         return Response({"lines": lines, "truncated": more or bool(text and text[1])})
+
+
+def _relations_as_committed(deployment: Deployment, depends_on) -> None:
+    """Its relations as its own transaction committed them, without the three queries that would read them back:
+    the dependencies just validated, and no dependents or run attempts, which only later transactions can add.
+    The answer is the deployment at its commit, as its `status` already is."""
+    cache = deployment._prefetched_objects_cache = {}
+    for name, rows in (("depends_on", list(depends_on)), ("dependents", []), ("attempts", [])):
+        # What prefetch_related_objects leaves behind: a queryset marked done, holding the rows.
+        queryset = getattr(deployment, name).all()
+        queryset._result_cache, queryset._prefetch_done = rows, True
+        cache[name] = queryset
 
 
 def _ensure_may_submit(cluster) -> None:
