@@ -4,19 +4,23 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
+from organizations.serializers import StrictCharField, StrictEmailField, StrictModelSerializer
+
 from .models import User
 
 DUPLICATE_EMAIL = "A user with that email already exists."
 DUPLICATE_USERNAME = "A user with that username already exists."
 
 
-class RegisterSerializer(serializers.ModelSerializer):
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
-    email = serializers.EmailField()
+class RegisterSerializer(StrictModelSerializer):
+    password = StrictCharField(write_only=True, style={"input_type": "password"})
+    email = StrictEmailField(max_length=User._meta.get_field("email").max_length)
 
     class Meta:
         model = User
         fields = ("id", "username", "email", "password")
+        # A username has no spaces (its pattern says so): " ann" is refused, not trimmed into someone's "ann".
+        extra_kwargs = {"username": {"trim_whitespace": False}}
 
     def validate_email(self, value: str) -> str:
         if User.objects.filter(email__iexact=value).exists():

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from deployments.execution import SeenContainer, StartFailure
 from deployments.logs import LOG_KEEP_CHARS
-from organizations.serializers import PageSerializer, StrictCharField
+from organizations.serializers import PageSerializer, StrictCharField, StrictModelSerializer
 
 from .models import Agent
 
@@ -27,7 +27,7 @@ class AgentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AgentRegistrationSerializer(serializers.ModelSerializer):
+class AgentRegistrationSerializer(StrictModelSerializer):
     token = serializers.CharField(read_only=True, help_text="Shown only in this response; stored hashed.")
 
     class Meta:

@@ -3,6 +3,7 @@ from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
 from organizations.models import Organization
+from organizations.serializers import StrictModelSerializer
 
 from .models import DEFAULT_RESERVE_AFTER_SECONDS, DUPLICATE_NAME, RESOURCE_DECIMAL, Cluster
 
@@ -22,7 +23,7 @@ class VisibleOrganizationField(serializers.PrimaryKeyRelatedField):
         return Organization.objects.visible_to(self.context["request"].user)
 
 
-class ClusterSerializer(serializers.ModelSerializer):
+class ClusterSerializer(StrictModelSerializer):
     organization = VisibleOrganizationField()
     cpu_limit = resource_field()
     ram_limit = resource_field()

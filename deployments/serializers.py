@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
-from organizations.serializers import PageSerializer
+from organizations.serializers import PageSerializer, StrictModelSerializer
 
 from . import services
 from .logs import MAX_TAIL
@@ -88,7 +88,7 @@ class SchedulingSerializer(serializers.Serializer):
         allow_null=True, help_text="For `reserved`: the deployment that what is free is set aside for.")
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(StrictModelSerializer):
     cluster = VisibleClusterField()
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
     priority = serializers.IntegerField(default=0, **INT32)

@@ -6,16 +6,32 @@ from .models import Membership, Organization, Role
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string only: DRF would turn the number 0 into "0", which the schema (type string) calls invalid."""
+    """A JSON string only: DRF would turn the number 0 into "0", which the schema (type string) calls invalid.
+
+    Its length is that of the string as sent: DRF would measure it after trimming the whitespace around it, and
+    so take 201 characters where the schema says at most 200.
+    """
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
-    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.CharField: StrictCharField}
+class StrictEmailField(StrictCharField, serializers.EmailField):
+    """An email address given as a JSON string."""
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """Text fields of the model take JSON strings only, as the schema types them."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.CharField: StrictCharField,
+                                models.TextField: StrictCharField, models.EmailField: StrictEmailField}
+
+
+class OrganizationSerializer(StrictModelSerializer):
     role = serializers.CharField(source="caller_role", read_only=True)
     invite_code = serializers.SerializerMethodField()
 
