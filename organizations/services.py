@@ -72,7 +72,9 @@ def remove_member(*, organization: Organization, user_id: int) -> None:
 def _lock_membership(organization: Organization, user_id: int) -> Membership:
     Organization.objects.select_for_update().only("pk").get(pk=organization.pk)
     try:
-        return Membership.objects.get(organization=organization, user_id=user_id)
+        # Through the user's key, whose lookup knows a number beyond 64 bits matches nothing (user_id's would
+        # hand it to SQLite, which cannot even compare it).
+        return Membership.objects.get(organization=organization, user__pk=user_id)
     except Membership.DoesNotExist:
         raise NotFound("No such member in this organization.") from None
 
