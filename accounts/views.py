@@ -10,6 +10,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from hypervisor_mlops.queries import StrictQueryParameters
 from organizations.models import Membership
 
 from .models import User
@@ -20,7 +21,7 @@ from .throttling import ClientAddressRateThrottle
 # No token needed (security=[]). The password is write-only, which Swagger 2.0 cannot say: the answer is
 # documented as the public fields alone.
 @method_decorator(name="post", decorator=swagger_auto_schema(security=[], responses={201: UserSerializer}))
-class RegisterView(generics.CreateAPIView):
+class RegisterView(StrictQueryParameters, generics.CreateAPIView):
     """Create an account. Throttled per client address."""
 
     serializer_class = RegisterSerializer
@@ -32,7 +33,7 @@ class RegisterView(generics.CreateAPIView):
 # simplejwt answers 200 with the token pair; left alone, the schema would say 201 with the request's fields.
 @method_decorator(name="post", decorator=swagger_auto_schema(
     security=[], responses={200: TokenPairSerializer, 401: "Bad credentials"}))
-class LoginView(TokenObtainPairView):
+class LoginView(StrictQueryParameters, TokenObtainPairView):
     """Exchange a username and password for an access and a refresh token. Throttled per client address."""
 
     throttle_classes = (ClientAddressRateThrottle,)
@@ -40,11 +41,11 @@ class LoginView(TokenObtainPairView):
 
 @method_decorator(name="post", decorator=swagger_auto_schema(
     security=[], responses={200: TokenPairSerializer, 401: "Invalid, expired or already used token"}))
-class RefreshView(TokenRefreshView):
+class RefreshView(StrictQueryParameters, TokenRefreshView):
     """Exchange a refresh token for a new pair; the refresh token used stops working."""
 
 
-class LogoutView(APIView):
+class LogoutView(StrictQueryParameters, APIView):
     """Blacklist a refresh token so it can never be used again."""
 
     @swagger_auto_schema(request_body=LogoutSerializer, responses={204: "Logged out", 401: "Invalid token"})
@@ -61,7 +62,7 @@ class LogoutView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(generics.RetrieveAPIView):
+class MeView(StrictQueryParameters, generics.RetrieveAPIView):
     """The signed-in user and the organizations they belong to, with their role in each."""
 
     serializer_class = MeSerializer

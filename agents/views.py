@@ -5,13 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments import services as deployments
+from hypervisor_mlops.queries import StrictQueryParameters
 
 from . import services
 from .authentication import AgentTokenAuthentication, IsAgent
 from .serializers import SyncRequestSerializer, SyncResponseSerializer
 
 
-class AgentSyncView(APIView):
+class AgentSyncView(StrictQueryParameters, APIView):
     """An agent reports every container it has (and new output); the answer is what must run now.
 
     Anything of the agent's not in `deployments` must stop. Authenticated by the agent's token only.

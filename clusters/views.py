@@ -12,6 +12,7 @@ from agents import services as agents
 from agents.models import Agent
 from agents.serializers import AgentPageSerializer, AgentRegistrationSerializer, AgentSerializer
 from deployments.models import Status
+from hypervisor_mlops.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 
 from . import services
@@ -29,12 +30,13 @@ DETAIL_ACTIONS = {"retrieve", "partial_update"}
     responses={409: "Resizing below what running deployments hold."}))
 @method_decorator(name="destroy", decorator=swagger_auto_schema(
     responses={409: "The cluster has pending or running deployments."}))
-class ClusterViewSet(viewsets.ModelViewSet):
+class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
     """Clusters of the caller's organizations (`?organization=` narrows to one)."""
 
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
     filterset_class = ClusterFilter
+    query_serializers = {"agents": PageQuerySerializer}
     lookup_value_regex = r"\d+"
     required_roles = {"retrieve": ANY_MEMBER, "partial_update": ADMINS, "destroy": ADMINS,
                       "agents": ANY_MEMBER, "register_agent": ADMINS, "revoke_agent": ADMINS}

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
+from hypervisor_mlops.queries import QueryIntegerField
 from organizations.serializers import PageSerializer, StrictModelSerializer
 
 from . import services
@@ -209,8 +210,8 @@ class DryRunSerializer(serializers.Serializer):
 
 
 class LogQuerySerializer(serializers.Serializer):
-    tail = serializers.IntegerField(min_value=0, max_value=MAX_TAIL, default=100,
-                                    help_text=f"How many of the last lines (at most {MAX_TAIL}).")
+    tail = QueryIntegerField(min_value=0, max_value=MAX_TAIL, default=100,
+                             help_text=f"How many of the last lines (at most {MAX_TAIL}).")
 
 
 class DeploymentLogSerializer(serializers.Serializer):

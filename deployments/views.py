@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from hypervisor_mlops.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
 from . import services
@@ -36,6 +37,7 @@ RELATED = (
 @method_decorator(name="partial_update", decorator=swagger_auto_schema(
     responses={409: "Its cluster and resource request cannot change once it has been scheduled."}))
 class DeploymentViewSet(
+    StrictQueryParameters,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -47,6 +49,7 @@ class DeploymentViewSet(
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "head", "options")
     filterset_class = DeploymentFilter
+    query_serializers = {"events": PageQuerySerializer, "logs": LogQuerySerializer}
     lookup_value_regex = r"\d+"
     required_roles = {
         "retrieve": ANY_MEMBER,
@@ -129,7 +132,7 @@ class DeploymentViewSet(
         page = self.paginate_queryset(deployment.events.order_by("at", "id"))
         return self.get_paginated_response(DeploymentEventSerializer(page, many=True).data)
 
-    @swagger_auto_schema(query_serializer=LogQuerySerializer, responses={200: DeploymentLogSerializer})
+    @swagger_auto_schema(responses={200: DeploymentLogSerializer})
     @action(detail=True, methods=["get"])
     def logs(self, request, pk=None):
         """The last lines its containers wrote to stdout and stderr, oldest first; empty on a ledger-only cluster."""

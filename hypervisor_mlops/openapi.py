@@ -1,10 +1,13 @@
 """The OpenAPI document states every answer an operation can give, errors and their bodies included.
 
 drf_yasg documents an operation's success only. Here each operation also gets, from what the view itself does:
-400 when it reads a body or a filter, 401 when it authenticates, 403 when a role decides, 404 when it names an
-object or pages a list, 415 when it parses a body, 429 when it is throttled (503 when its throttle guards
-sign-in). 409s are declared by the views that raise Conflict; a status a view declares with words only gets
-the error body here. Query filters are typed as they are validated (whole numbers, choices).
+400 when it reads a body or a query (every API view refuses a query parameter it does not declare), 401 when it
+authenticates, 403 when a role decides, 404 when it names an object or pages a list, 415 when it parses a body,
+429 when it is throttled (503 when its throttle guards sign-in), 405 when `{id}` spelt as a sibling action's
+path reaches that action with a method it does not take. 409s are declared by the views that raise Conflict; a
+status a view declares with words only gets the error body here. Query filters are typed as they are validated
+(whole numbers, choices); path ids are typed in `schema.IntegerIdsGenerator` (drf-yasg imports this module while
+its generators are still loading).
 """
 import django_filters
 from django import forms
@@ -13,6 +16,8 @@ from drf_yasg.inspectors import FilterInspector, NotHandled, SwaggerAutoSchema
 
 from accounts.throttling import ClientAddressRateThrottle
 from organizations.permissions import ANY_MEMBER
+
+from .queries import StrictQueryParameters
 
 # DRF's two error shapes (API.md, Conventions).
 DETAIL = openapi.Schema(
@@ -30,6 +35,7 @@ ERRORS = {
     "401": ("Not authenticated: no, an invalid or an expired token.", DETAIL),
     "403": ("Authenticated, but the caller's role does not allow this.", DETAIL),
     "404": ("No such object, or one of an organization the caller is not in; or no such page.", DETAIL),
+    "405": ("The path names a sibling action (say `dry-run` for an id), which does not take this method.", DETAIL),
     "409": ("The request conflicts with the current state.", DETAIL),
     "415": ("The body is not JSON.", DETAIL),
     "429": ("Throttled; Retry-After says when to come back.", DETAIL),
@@ -39,6 +45,10 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class ErrorsAutoSchema(SwaggerAutoSchema):
+    def get_query_serializer(self):
+        declared = getattr(self.view, "query_serializers", {}).get(getattr(self.view, "action", None))
+        return super().get_query_serializer() or (declared() if declared else None)
+
     def get_operation(self, operation_keys=None):
         operation = super().get_operation(operation_keys)
         parameters = operation.get("parameters", [])
@@ -53,7 +63,7 @@ class ErrorsAutoSchema(SwaggerAutoSchema):
             # Every field optional (a partial update, an agent's bare heartbeat): no body is a valid request too.
             body[0].required = False
         statuses = set()
-        if body or query - {"page"}:
+        if body or query or isinstance(self.view, StrictQueryParameters):
             statuses.add("400")
         if body:
             statuses.add("415")
@@ -63,6 +73,8 @@ class ErrorsAutoSchema(SwaggerAutoSchema):
             statuses.add("403")
         if "{" in self.path or "page" in query:
             statuses.add("404")
+        if self._shadowed_by_a_sibling_action():
+            statuses.add("405")
         throttles = self.view.get_throttles()
         if throttles:
             statuses.add("429")
@@ -77,6 +89,13 @@ class ErrorsAutoSchema(SwaggerAutoSchema):
                 words = response if isinstance(response, str) else getattr(response, "description", "")
                 responses[status] = openapi.Response(description=words or description, schema=schema)
         return operation
+
+    def _shadowed_by_a_sibling_action(self) -> bool:
+        # `/deployments/dry-run/` is the dry-run action, not deployment "dry-run": a PATCH there is a 405.
+        if not self.path.endswith("/{id}/"):
+            return False
+        siblings = [extra for extra in getattr(self.view, "get_extra_actions", list)() if not extra.detail]
+        return any(self.method.lower() not in extra.mapping for extra in siblings)
 
     def _role_decides(self) -> bool:
         roles = getattr(self.view, "required_roles", {}).get(getattr(self.view, "action", None))

@@ -120,7 +120,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
     "DEFAULT_PARSER_CLASSES": ("hypervisor_mlops.parsers.StrictJSONParser",),
     "DEFAULT_FILTER_BACKENDS": ("django_filters.rest_framework.DjangoFilterBackend",),
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "hypervisor_mlops.queries.WholeNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": (
         "accounts.throttling.AnonThrottle",
@@ -148,6 +148,7 @@ SWAGGER_SETTINGS = {
     },
     "PERSIST_AUTH": True,
     "DEFAULT_AUTO_SCHEMA_CLASS": "hypervisor_mlops.openapi.ErrorsAutoSchema",
+    "DEFAULT_GENERATOR_CLASS": "hypervisor_mlops.schema.IntegerIdsGenerator",
     "DEFAULT_FILTER_INSPECTORS": ["hypervisor_mlops.openapi.TypedFilterInspector",
                                   "drf_yasg.inspectors.CoreAPICompatInspector"],
 }

@@ -5,6 +5,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.throttling import JoinRateThrottle
+from hypervisor_mlops.queries import PageQuerySerializer, StrictQueryParameters
 
 from . import services
 from .models import Organization, Role
@@ -20,6 +21,7 @@ from .serializers import (
 
 
 class OrganizationViewSet(
+    StrictQueryParameters,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -32,6 +34,7 @@ class OrganizationViewSet(
     lookup_value_regex = r"\d+"
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
+    query_serializers = {"members": PageQuerySerializer}
     required_roles = {
         "retrieve": ANY_MEMBER,
         "partial_update": ADMINS,
