@@ -6,6 +6,7 @@ transaction, and after commit send the coalesced scheduling message (a marker in
 service's task by name). A cluster list: one page of the clusters of the caller's organizations.
 """
 from celery import Celery
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
@@ -13,8 +14,6 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
-
-from django.conf import settings
 
 PAGE_SIZE = 50
 MANAGERS = ("admin", "developer")
@@ -69,7 +68,8 @@ class DeploymentsView(APIView):
             )
             (deployment_id,) = cur.fetchone()
             cur.execute(
-                "INSERT INTO deployments_deploymentevent (deployment_id, kind, message, at) VALUES (%s, 'queued', %s, %s)",
+                "INSERT INTO deployments_deploymentevent (deployment_id, kind, message, at) "
+                "VALUES (%s, 'queued', %s, %s)",
                 [deployment_id, f"Queued on cluster '{cluster_name}' with priority {data['priority']}.", now],
             )
             transaction.on_commit(lambda: send_scheduling(data["cluster"]))
