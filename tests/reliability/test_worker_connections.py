@@ -30,11 +30,18 @@ def other_backends(*, besides: tuple[int, ...] = ()) -> set[tuple[int, object]]:
         return {row for row in cur.fetchall() if row[0] not in besides}
 
 
+def the_workers_backend(*, besides: tuple[int, ...] = ()) -> tuple[int, object]:
+    """The one session the worker keeps open between tasks (none if it closes its connection after each)."""
+    backends = other_backends(besides=besides)
+    assert len(backends) == 1, f"expected the worker's one kept connection, found {backends}"
+    return backends.pop()
+
+
 def test_worker_reuses_one_backend_across_tasks_and_reconnects_after_it_is_terminated():
     user, (cluster,) = tenant_with_clusters(Role.DEVELOPER, 1, cpu_limit="8", ram_limit="8", gpu_limit=0)
     with real_workers("keeper"):
         wait_running(submit(user, cluster))
-        (first,) = other_backends()
+        first = the_workers_backend()
         wait_running(submit(user, cluster))
         assert other_backends() == {first}  # the same backend, not a new one with the same pid
 
@@ -43,7 +50,7 @@ def test_worker_reuses_one_backend_across_tasks_and_reconnects_after_it_is_termi
         wait_until(lambda: not other_backends(), timeout=10, what="the worker's backend to end")
         # As after a PostgreSQL restart: the health check finds the connection dead and the task reconnects.
         wait_running(submit(user, cluster))
-        (second,) = other_backends()
+        second = the_workers_backend()
         assert second != first
     assert Deployment.objects.filter(status=Status.RUNNING).count() == 3
 
@@ -59,7 +66,7 @@ def test_worker_killed_while_its_pass_waits_for_the_cluster_lock_leaves_no_lock_
                 (locker_pid,) = cur.fetchone()
                 cur.execute("SELECT id FROM clusters_cluster WHERE id = %s FOR NO KEY UPDATE", [cluster.pk])
             stuck = submit(user, cluster)
-            ((victim_pid, _),) = other_backends(besides=(locker_pid,))
+            victim_pid, _ = the_workers_backend(besides=(locker_pid,))
             wait_until(lambda: _waits_for_lock(victim_pid), timeout=10, what="the pass to wait for the lock")
             workers.kill("victim")
             locker.rollback()
