@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deployments.scheduling import Pending, Resources, Running, plan  # noqa: E402
-from traces import DAY, HIGH, LOW, NORMAL, PRIORITY_NAMES, Job, Trace, describe, make_trace  # noqa: E402
+from traces import DAY, HIGH, LOW, NORMAL, Job, Trace, describe, make_trace  # noqa: E402
 
 LEVELS = (LOW, NORMAL, HIGH)
 LARGE_GPUS = 8

@@ -117,11 +117,12 @@ def plan_pass(
     failed: Collection[Key],
     in_flight: Mapping[Key, tuple[int, ...]],
     reported_exited: Collection[str] = (),
+    creating: Collection[Key] = (),
 ) -> Actions:
     """Decides one pass. `failed` holds the attempts whose start failed (not to be retried while desired),
-    `in_flight` maps each attempt being created or started right now to the GPU indices it was given, and
-    `reported_exited` the ids of containers this pass reports as exited (only those may be removed,
-    so no output or exit code is lost)."""
+    `in_flight` maps each attempt being created or started right now to the GPU indices it was given (those
+    in `creating` are only being created, not started), and `reported_exited` the ids of containers this pass
+    reports as exited (only those may be removed, so no output or exit code is lost)."""
     gone = stale(desired, observed)
     stop = tuple(container for container in gone if container.live)
     busy = {deployment for deployment, _ in in_flight}
@@ -140,7 +141,8 @@ def plan_pass(
     )
     # A start in flight for an attempt the server no longer wants may make its container live at any moment,
     # unseen by this pass's listing: it counts as a victim still running until the next pass sees it.
-    unwanted_in_flight = not set(in_flight) <= {want.key for want in desired}
+    # (A creation cannot: what it makes holds nothing until a later pass starts it, however long its pull takes.)
+    unwanted_in_flight = not set(in_flight) - set(creating) <= {want.key for want in desired}
     if stop or unwanted_in_flight:
         # The host never runs more than the cluster's capacity: nothing starts while a victim still runs.
         # What starts next is created meanwhile (a created container holds nothing), with indices the

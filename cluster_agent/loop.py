@@ -54,6 +54,7 @@ class Agent:
         self.wake = threading.Event()
         self.lock = threading.Lock()  # guards the three below, which background actions change
         self.starting: dict[Key, tuple[int, ...]] = {}  # attempt -> GPU indices of its start in flight
+        self.creating: set[Key] = set()  # those of them only being created
         self.stopping: set[str] = set()
         self.failures: dict[Key, str] = {}
         self.starts = threading.BoundedSemaphore(CONCURRENT_ACTIONS)
@@ -94,7 +95,7 @@ class Agent:
         # Work in flight is read before the listing: a start that ends in between is then still reserved
         # here rather than missing from both, which could hand its GPU indices to another start.
         with self.lock:
-            in_flight, failures = dict(self.starting), dict(self.failures)
+            in_flight, creating, failures = dict(self.starting), set(self.creating), dict(self.failures)
         observed = self.docker().list(self.uid)
         self.follow(observed)
         containers, logs, exited = self.report(observed)
@@ -107,7 +108,7 @@ class Agent:
         wanted = {want.key for want in desired}
         with self.lock:
             self.failures = {key: error for key, error in self.failures.items() if key in wanted}
-        self.act(desired, observed, in_flight, set(failures) & wanted, exited)
+        self.act(desired, observed, in_flight, creating, set(failures) & wanted, exited)
 
     def heartbeat(self, server: ServerClient) -> None:
         """Liveness must not wait on the runtime: while a pass is slow, a sync with no picture (which changes
@@ -194,10 +195,11 @@ class Agent:
         desired: list[Desired],
         observed: list[Observed],
         in_flight: dict[Key, tuple[int, ...]],
+        creating: set[Key],
         failed: set[Key],
         exited: set[str],
     ) -> None:
-        actions = plan_pass(desired, observed, self.gpus, failed, in_flight, exited)
+        actions = plan_pass(desired, observed, self.gpus, failed, in_flight, exited, creating)
         for container in actions.stop:
             self.stop_in_background(container)
         for container in actions.remove:
@@ -217,6 +219,8 @@ class Agent:
         # plan_pass never starts a deployment already in `starting`, and only this thread adds to it.
         with self.lock:
             self.starting[want.key] = gpus
+            if create_only:
+                self.creating.add(want.key)
         threading.Thread(target=self.start_container, args=(want, gpus, created, create_only), daemon=True,
                          name=f"start-{want.deployment}").start()
 
@@ -243,6 +247,7 @@ class Agent:
                 if failure is not None:
                     self.failures[want.key] = failure
                 del self.starting[want.key]
+                self.creating.discard(want.key)
             self.wake.set()
 
     def stop_in_background(self, container: Observed) -> None:

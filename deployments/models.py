@@ -1,6 +1,7 @@
 """Deployments (a container and the resources it asks for) and the history of their status."""
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from clusters.models import RESOURCE_DECIMAL
@@ -68,7 +69,9 @@ class Deployment(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="deployments", editable=False
     )
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Stamped by the database, whose clock also tells how long it has waited (the starvation bound), so one
+    # clock measures both ends whichever host's process inserted it.
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
     # What the container runs, on a cluster driven by an agent.

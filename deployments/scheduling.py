@@ -31,6 +31,10 @@ class Resources:
     def fits_in(self, other: Resources) -> bool:
         return self.cpu <= other.cpu and self.ram <= other.ram and self.gpu <= other.gpu
 
+    def meet(self, other: Resources) -> Resources:
+        """Per resource, the smaller of the two."""
+        return Resources(min(self.cpu, other.cpu), min(self.ram, other.ram), min(self.gpu, other.gpu))
+
     def shortfall(self, available: Resources) -> Resources:
         return Resources(
             max(self.cpu - available.cpu, _ZERO),
@@ -183,7 +187,7 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
             # waited too long: it takes what is free for itself.
             if reservation is None and p.due and demand.fits_in(capacity):
                 reservation = p
-                held = Resources(min(demand.cpu, free.cpu), min(demand.ram, free.ram), min(demand.gpu, free.gpu))
+                held = demand.meet(free)
                 free -= held
                 reach -= held
             continue
@@ -277,9 +281,7 @@ def reservation_for(first_due: Pending | None, free: Resources, preemptible: Res
     (`preemptible`). When it can, a pass is due, which starts it."""
     if first_due is None or first_due.demand.fits_in(free + preemptible):
         return None
-    demand = first_due.demand
-    return Reservation(first_due.id, first_due.priority,
-                       Resources(min(demand.cpu, free.cpu), min(demand.ram, free.ram), min(demand.gpu, free.gpu)))
+    return Reservation(first_due.id, first_due.priority, first_due.demand.meet(free))
 
 
 @dataclass(frozen=True, slots=True)

@@ -436,8 +436,7 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     reserved = next((p for p in pending if p.id == result.reservation), None)
     behind = None
     if reserved is not None and priority <= reserved.priority:
-        behind = Reservation(reserved.id, reserved.priority, Resources(
-            *(min(getattr(reserved.demand, n), getattr(result.free, n)) for n in ("cpu", "ram", "gpu"))))
+        behind = Reservation(reserved.id, reserved.priority, reserved.demand.meet(result.free))
     explanation = explain(demand, capacity=cluster.capacity, free=result.free,
                           preemptible=lower_priority_holdings(running_after)(priority),
                           waiting_for=[pk for pk, _ in unfinished],

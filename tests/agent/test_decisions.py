@@ -146,6 +146,12 @@ def test_a_start_in_flight_the_server_no_longer_wants_blocks_new_starts():
     assert plan_pass([want(2)], [], [], set(), {(1, 1): ()}).start == ()
 
 
+def test_a_creation_in_flight_the_server_no_longer_wants_blocks_nothing():
+    # Its container holds nothing until started, however long the image takes to pull.
+    actions = plan_pass([want(2)], [], [], set(), {(1, 1): ()}, creating={(1, 1)})
+    assert actions.start == ((want(2), ()),)
+
+
 def test_created_container_of_a_start_in_flight_is_left_alone():
     created = running(1, state="created")
     actions = plan_pass([want(1)], [created], [], set(), {(1, 1): ()})

@@ -74,7 +74,13 @@ def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
         assert (explanation.reason == RESOURCES) == (p.demand.fits_in(capacity)
                                                      and not p.demand.fits_in(free + explanation.preemptible))
         # `reserved`: it would fit, were it not behind a deployment that has waited too long.
-        assert (explanation.reason == RESERVED) == (explanation.reserved_for is not None) <= (behind is not None)
+        if explanation.reason == RESERVED:
+            assert behind is not None and explanation.reserved_for == behind.id
+            assert p.demand.fits_in(free + explanation.preemptible)
+            assert not p.demand.fits_in(free - behind.held + (explanation.preemptible if p.priority < behind.priority
+                                                               else Resources.zero()))
+        else:
+            assert explanation.reserved_for is None
 
     # Settled (the plan starts and evicts nothing) exactly when nothing explains itself as a pass due; the
     # first deployment a pass starts always does. Later ones may also start on what an earlier preemption

@@ -472,7 +472,7 @@ def test_nothing_behind_a_reservation_starts_on_what_is_set_aside(
     free_then = (capacity - total(held_by.values()) - total(by_id[pk].demand for pk in result.starts if pk in ahead)
                  + total(held_by[v] for v, by in result.preemptions if by in ahead))
     reserved = by_id[result.reservation].demand
-    set_aside = Resources(*(min(getattr(reserved, n), getattr(free_then, n)) for n in ("cpu", "ram", "gpu")))
+    set_aside = reserved.meet(free_then)
     started_behind = total(by_id[pk].demand for pk in result.starts if pk not in ahead)
     evicted_behind = total(held_by[v] for v, by in result.preemptions if by not in ahead)
     assert started_behind.fits_in(free_then - set_aside + evicted_behind)
