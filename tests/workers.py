@@ -143,3 +143,34 @@ def real_workers(*names: str):
     finally:
         workers.stop_all()
         app.conf.task_always_eager = previous
+
+
+# The test process's own settings point at PostgreSQL, Redis and a broker; the embedded default has none.
+NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER")
+
+
+@contextmanager
+def embedded_service(directory, port: int, **overrides: str):
+    """The embedded default as `bin/run` starts it with nothing configured: SQLite in `directory`, no broker,
+    one gunicorn process with four threads and `manage.py watch_agents` beside it. Yields its base URL."""
+    env = {name: value for name, value in os.environ.items() if name not in NOT_EMBEDDED}
+    env.update(DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}", SECRET_KEY="embedded-test", **overrides)
+    manage = [sys.executable, "manage.py"]
+    for command in (["migrate", "--noinput"], ["createcachetable"]):
+        subprocess.run(manage + command, env=env, check=True, capture_output=True)
+    with open(directory / "service.log", "wb") as log:
+        processes = [
+            subprocess.Popen([sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
+                              f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"], env=env, stdout=log,
+                             stderr=subprocess.STDOUT),
+            subprocess.Popen(manage + ["watch_agents"], env=env, stdout=log, stderr=subprocess.STDOUT),
+        ]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: _answers(f"{base}/healthz"), timeout=30, what="the embedded service")
+            yield base
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=15)

@@ -3,58 +3,26 @@ configured), `manage.py watch_agents` beside gunicorn, and a real bin/agent on t
 
 Everything goes over HTTP, as a newcomer following the README would do it.
 """
-import os
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
 
 from tests.agent.processes import AgentProcess
-from tests.workers import wait_until
+from tests.workers import embedded_service, wait_until
 
 pytestmark = pytest.mark.slow
 
 PORT = 8932
 LOST_AFTER = 3
-# The test process's own settings point at PostgreSQL, Redis and a broker; the embedded default has none.
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER")
 
 
 @pytest.fixture
 def embedded(tmp_path):
-    env = {name: value for name, value in os.environ.items() if name not in NOT_EMBEDDED}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", SECRET_KEY="embedded-test",
-               AGENT_OFFLINE_AFTER_SECONDS="1.5", AGENT_LOST_AFTER_SECONDS=str(LOST_AFTER),
-               AGENT_SWEEP_SECONDS="0.5", THROTTLE_AUTH_RATE="1000/min")
-    manage = [sys.executable, "manage.py"]
-    for command in (["migrate", "--noinput"], ["createcachetable"]):
-        subprocess.run(manage + command, env=env, check=True, capture_output=True)
-    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 (closed below)
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
-                          f"127.0.0.1:{PORT}", "--workers", "1", "--threads", "4"], env=env, stdout=log,
-                         stderr=subprocess.STDOUT),
-        subprocess.Popen(manage + ["watch_agents"], env=env, stdout=log, stderr=subprocess.STDOUT),
-    ]
-    base = f"http://127.0.0.1:{PORT}"
-    try:
-        wait_until(lambda: _answers(f"{base}/healthz"), timeout=30, what="the embedded service")
+    with embedded_service(tmp_path, PORT, AGENT_OFFLINE_AFTER_SECONDS="1.5",
+                          AGENT_LOST_AFTER_SECONDS=str(LOST_AFTER), AGENT_SWEEP_SECONDS="0.5",
+                          THROTTLE_AUTH_RATE="1000/min") as base:
         yield base
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_an_agent_runs_deployments_and_its_loss_requeues_them_on_the_embedded_default(

@@ -5,9 +5,6 @@ deployments; an admin changes a member's role, resizes a cluster and rotates the
 join by it; an agent syncs its containers and reports exits; `manage.py watch_agents` sweeps beside gunicorn.
 No request may answer 5xx (SQLite's "database is locked" was one), and the ledger still adds up afterwards.
 """
-import os
-import subprocess
-import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -15,15 +12,13 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.workers import wait_until
+from tests.workers import embedded_service
 
 pytestmark = pytest.mark.slow
 
 PORT = 8933
 DEVELOPERS = 4
 ROUNDS = 12
-# The test process's own settings point at PostgreSQL, Redis and a broker; the embedded default has none.
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER")
 # What a client may legitimately be answered while others race it: a transition someone else made first
 # (409), a role just taken away (403), an invite code just rotated (400).
 EXPECTED = {200, 201, 204, 400, 403, 409}
@@ -31,37 +26,9 @@ EXPECTED = {200, 201, 204, 400, 403, 409}
 
 @pytest.fixture
 def embedded(tmp_path):
-    env = {name: value for name, value in os.environ.items() if name not in NOT_EMBEDDED}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", SECRET_KEY="embedded-test",
-               THROTTLE_AUTH_RATE="100000/min", THROTTLE_USER_RATE="100000/min", AGENT_SWEEP_SECONDS="0.5")
-    manage = [sys.executable, "manage.py"]
-    for command in (["migrate", "--noinput"], ["createcachetable"]):
-        subprocess.run(manage + command, env=env, check=True, capture_output=True)
-    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115 (closed below)
-    # bin/run's embedded shape: one gunicorn process with four threads, and watch_agents beside it.
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
-                          f"127.0.0.1:{PORT}", "--workers", "1", "--threads", "4"], env=env, stdout=log,
-                         stderr=subprocess.STDOUT),
-        subprocess.Popen(manage + ["watch_agents"], env=env, stdout=log, stderr=subprocess.STDOUT),
-    ]
-    base = f"http://127.0.0.1:{PORT}"
-    try:
-        wait_until(lambda: _answers(f"{base}/healthz"), timeout=30, what="the embedded service")
+    with embedded_service(tmp_path, PORT, THROTTLE_AUTH_RATE="100000/min", THROTTLE_USER_RATE="100000/min",
+                          AGENT_SWEEP_SECONDS="0.5") as base:
         yield base
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Client:
