@@ -297,6 +297,14 @@ def not_due(pending: Iterable[Pending]) -> list[Pending]:
     return [replace(p, due=False) for p in pending]
 
 
+def plan_and_ahead(capacity: Resources, running: Sequence[Running],
+                   pending: Sequence[Pending]) -> tuple[Plan, set[int]]:
+    """The plan, and the ids ahead of its reservation in queue order (none without one)."""
+    result = plan(capacity, running, pending)
+    queue = [p.id for p in queue_order(pending)]
+    return result, set(queue[: queue.index(result.reservation)] if result.reservation is not None else ())
+
+
 def check_contract(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending], result: Plan) -> None:
     running_by_id = {r.id: r for r in running}
     pending_by_id = {p.id: p for p in pending}
@@ -446,11 +454,9 @@ def test_a_reservation_never_changes_what_happens_ahead_of_it(
     scenario: tuple[Resources, list[Running], list[Pending]],
 ) -> None:
     capacity, running, pending = scenario
-    result = plan(capacity, running, pending)
+    result, ahead = plan_and_ahead(capacity, running, pending)
     if result.reservation is None:
         return
-    queue = [p.id for p in queue_order(pending)]
-    ahead = set(queue[: queue.index(result.reservation)])
     today = plan(capacity, running, not_due(pending))
     assert [pk for pk in result.starts if pk in ahead] == [pk for pk in today.starts if pk in ahead]
     assert result.reservation not in result.starts
@@ -462,13 +468,11 @@ def test_nothing_behind_a_reservation_starts_on_what_is_set_aside(
     scenario: tuple[Resources, list[Running], list[Pending]],
 ) -> None:
     capacity, running, pending = scenario
-    result = plan(capacity, running, pending)
+    result, ahead = plan_and_ahead(capacity, running, pending)
     if result.reservation is None:
         return
     # What was free when the walk reached the reserved deployment, as this plan's own moves ahead of it tell.
     by_id, held_by = {p.id: p for p in pending}, {r.id: r.demand for r in running}
-    queue = [p.id for p in queue_order(pending)]
-    ahead = set(queue[: queue.index(result.reservation)])
     free_then = (capacity - total(held_by.values()) - total(by_id[pk].demand for pk in result.starts if pk in ahead)
                  + total(held_by[v] for v, by in result.preemptions if by in ahead))
     reserved = by_id[result.reservation].demand
