@@ -141,3 +141,21 @@ def test_anonymous_callers_get_401_not_an_empty_list(api_client, method, path):
     response = getattr(api_client, method)(path)
     assert response.status_code == 401
     assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+@pytest.mark.parametrize("clusters", [0, 49, 50, 51, 101])
+def test_a_list_counts_and_links_its_pages_across_the_page_boundary(organization, member, clusters):
+    # The first page is read without a count when it holds the whole list; the answer must not show it.
+    ClusterFactory.create_batch(clusters, organization=organization)
+    viewer = member(Role.VIEWER)
+    seen, page, body = [], 1, viewer.get(CLUSTERS).json()
+    while True:
+        assert body["count"] == clusters and (body["previous"] is None) == (page == 1)
+        seen += [c["id"] for c in body["results"]]
+        if body["next"] is None:
+            break
+        page += 1
+        assert body["next"].endswith(f"?page={page}")
+        body = viewer.get(CLUSTERS, {"page": page}).json()
+    assert seen == sorted(Cluster.objects.values_list("pk", flat=True))
+    assert page == max(1, -(-clusters // 50))
