@@ -9,7 +9,7 @@ is enqueued only after commit, so a worker always sees what the API wrote.
 import logging
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -309,17 +309,20 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
 
 # --- Scheduling insight: why pending, and what if --------------------------------------------------------
 
-def explain_pending(deployments: Sequence[Deployment]) -> dict[int, tuple[Explanation, str]]:
+def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Collection[int] | None = None,
+                    ) -> dict[int, tuple[Explanation, str]]:
     """For each pending deployment given: its `scheduling` explanation and the sentence saying it in words.
 
     A fixed number of queries for any number of deployments and any depth of queue (positions come from one
     grouped count, see `_queue_positions`), plus one indexed read of the queue's head per cluster on the page,
-    all read from one snapshot of the database.
+    all read from one snapshot of the database. `with_dependencies` names those that have dependencies when
+    the caller has read them already (they are fixed at creation): the others need no look at their edges.
     """
     pending = [d for d in deployments if d.status == Status.PENDING]
     if not pending:
         return {}
     ids = [d.pk for d in pending]
+    edge_ids = ids if with_dependencies is None else sorted(set(ids) & set(with_dependencies))
     cluster_ids = sorted({d.cluster_id for d in pending})
     with _one_snapshot():
         clusters = _with_clock(Cluster.objects).in_bulk(cluster_ids)
@@ -327,10 +330,10 @@ def explain_pending(deployments: Sequence[Deployment]) -> dict[int, tuple[Explan
         lower = _lower_priority_holdings(cluster_ids)
         reservations = _reservations(clusters, lower)
         waiting = defaultdict(list)
-        edges = Deployment.depends_on.through.objects.filter(from_deployment__in=ids).exclude(
+        edges = Deployment.depends_on.through.objects.filter(from_deployment__in=edge_ids).exclude(
             to_deployment__status=Status.COMPLETED).order_by("to_deployment_id")
         for pk, dependency, status in edges.values_list("from_deployment_id", "to_deployment_id",
-                                                        "to_deployment__status"):
+                                                        "to_deployment__status") if edge_ids else ():
             waiting[pk].append((dependency, status))
     insight = {}
     for d in pending:
