@@ -13,6 +13,7 @@ import re
 import django_filters
 from django import forms
 from django.core.paginator import Paginator
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.fields import empty
@@ -48,6 +49,17 @@ class PageQuerySerializer(serializers.Serializer):
 
     page = serializers.IntegerField(min_value=1, required=False,
                                     help_text="A page number within the paginated result set.")
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend, but a list asked for without any filter is not run through the filter form: a
+    form built and validated to change nothing, on most list requests (a dashboard polling its clusters)."""
+
+    def filter_queryset(self, request, queryset, view):
+        filterset = self.get_filterset_class(view, queryset)
+        if filterset is not None and request.query_params.keys().isdisjoint(filterset.base_filters):
+            return queryset
+        return super().filter_queryset(request, queryset, view)
 
 
 class FirstPageCountingPaginator(Paginator):
