@@ -98,6 +98,12 @@ class Deployment(models.Model):
                 condition=models.Q(status=Status.RUNNING),
                 name="deployments_running_idx",
             ),
+            # The longest-waiting pending deployment of a cluster: whether any has waited long enough to reserve.
+            models.Index(
+                fields=("cluster", "created_at"),
+                condition=models.Q(status=Status.PENDING),
+                name="deployments_pending_since_idx",
+            ),
             models.Index(fields=("status", "-created_at"), name="deployments_status_created_idx"),
         ]
         constraints = [

@@ -19,7 +19,7 @@ from functools import partial
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, Min, OuterRef, Q, Sum, TextField, Value, When
+from django.db.models import Case, Exists, F, Min, OuterRef, Q, Subquery, Sum, TextField, Value, When
 from django.db.models.functions import Cast, Now
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -325,7 +325,7 @@ def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Col
     edge_ids = ids if with_dependencies is None else sorted(set(ids) & set(with_dependencies))
     cluster_ids = sorted({d.cluster_id for d in pending})
     with _one_snapshot():
-        clusters = _with_clock(Cluster.objects).in_bulk(cluster_ids)
+        clusters = _insight_clusters(cluster_ids)
         positions = _queue_positions(cluster_ids, ids)
         lower = _lower_priority_holdings(cluster_ids)
         reservations = _reservations(clusters, lower)
@@ -355,11 +355,19 @@ def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Col
 def reservation_of(cluster_id: int) -> Reservation | None:
     """The reservation the cluster holds now (starvation bound), as its pending deployments explain it."""
     with _one_snapshot():
-        clusters = _with_clock(Cluster.objects).in_bulk([cluster_id])
+        clusters = _insight_clusters([cluster_id])
         if not clusters:
             return None
         _, reservation = _reservations(clusters, _lower_priority_holdings([cluster_id]))[cluster_id]
     return reservation
+
+
+def _insight_clusters(cluster_ids: list[int]) -> dict[int, Cluster]:
+    """The clusters, on the database's clock and with the submission time of their longest-waiting pending
+    deployment (`pending_since`), by which `_first_due` knows without reading the queue that none is due."""
+    oldest = Deployment.objects.filter(cluster_id=OuterRef("pk")).pending().order_by("created_at")
+    return _with_clock(Cluster.objects).annotate(pending_since=Subquery(oldest.values("created_at")[:1])
+                                                 ).in_bulk(cluster_ids)
 
 
 def _lower_priority_holdings(cluster_ids: list[int]) -> dict[int, Callable[[int], Resources]]:
@@ -374,7 +382,8 @@ def _lower_priority_holdings(cluster_ids: list[int]) -> dict[int, Callable[[int]
 
 def _reservations(clusters: dict[int, Cluster], lower: dict[int, Callable[[int], Resources]],
                   ) -> dict[int, tuple[Pending | None, Reservation | None]]:
-    """Per cluster: its first due deployment, and the reservation it holds when it cannot start."""
+    """Per cluster (as `_insight_clusters` reads them): its first due deployment, and the reservation it holds
+    when it cannot start."""
     found = {}
     for pk, cluster in clusters.items():
         first = _first_due(cluster)
@@ -591,8 +600,8 @@ def _first_due(cluster: Cluster) -> Pending | None:
     """The cluster's first deployment in queue order that has waited long enough to reserve and could ever
     start (dependencies met, within the capacity): one indexed read of the queue's head."""
     due_before = cluster.due_before(cluster.db_now)
-    if due_before is None:
-        return None
+    if due_before is None or cluster.pending_since is None or cluster.pending_since > due_before:
+        return None  # nothing has waited long enough: the common case, answered without reading the queue
     capacity = cluster.capacity
     row = (Deployment.objects.filter(cluster_id=cluster.pk, created_at__lte=due_before, cpu_required__lte=capacity.cpu,
                                      ram_required__lte=capacity.ram, gpu_required__lte=capacity.gpu)
