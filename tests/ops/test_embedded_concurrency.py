@@ -35,7 +35,11 @@ class Client:
     """One user's API client that keeps every answer it got."""
 
     def __init__(self, base: str, answers: list, token: str | None = None):
-        self.http = httpx.Client(base_url=f"{base}/api/v1", timeout=60)
+        # A new connection per request: gunicorn's threaded worker closes a kept-alive connection whose
+        # keep-alive time ran out even when a request arrived on it meanwhile (the client reads a reset, a
+        # race browsers retry through), and this test is about the answers the service gives.
+        self.http = httpx.Client(base_url=f"{base}/api/v1", timeout=60,
+                                 limits=httpx.Limits(max_keepalive_connections=0))
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
         self.answers = answers
