@@ -284,7 +284,9 @@ def test_a_killed_agent_goes_offline_its_work_is_requeued_and_runs_again_when_it
         old.reload()
     assert sampler.samples > 0 and sampler.max_containers_per_deployment == 1
     assert RunAttempt.objects.get(deployment_id=pk, number=1).state == "stopped"
-    assert logs(dev, pk)["lines"] == ["attempt", "attempt"]
+    # The log follower ships the new attempt's output beside the sync that reports it running, not with it.
+    wait_until(lambda: logs(dev, pk)["lines"] == ["attempt", "attempt"], timeout=10,
+               what="both attempts' output in the logs")
 
 
 def test_revoking_the_agent_stops_its_containers_and_it_exits(dev, admin, cluster, start_agent,
