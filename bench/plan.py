@@ -1,4 +1,4 @@
-"""Benchmark of the pure planner `deployments.scheduling.plan` on synthetic queues of growing size."""
+"""Benchmark of the pure planner `scheduling.planner.plan` on synthetic queues of growing size."""
 import argparse
 import gc
 import math
@@ -12,7 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from deployments.scheduling import Pending, Resources, Running, plan  # noqa: E402
+from scheduling.planner import Pending, Running, plan  # noqa: E402
+from scheduling.resources import Resources  # noqa: E402
 from workload import random_demand, random_priority, total  # noqa: E402
 
 RUNNING = 2_000

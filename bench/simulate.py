@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deployments.scheduling import Pending, Resources, Running, plan  # noqa: E402
+from scheduling.planner import Pending, Running, plan  # noqa: E402
+from scheduling.resources import Resources  # noqa: E402
 from traces import DAY, HIGH, LOW, NORMAL, Job, Trace, describe, make_trace  # noqa: E402
 
 LEVELS = (LOW, NORMAL, HIGH)
@@ -32,7 +33,7 @@ Change = tuple[bool, Job]  # (True, job): started; (False, job): preempted
 
 
 class PlannerPolicy:
-    """This service's scheduler: `deployments.scheduling.plan` on the cluster's whole picture.
+    """This service's scheduler: `scheduling.planner.plan` on the cluster's whole picture.
 
     A deployment is `due` once it has waited `reserve_after` seconds since it was created (None: never, i.e.
     the planner without reservations). A pass runs only when something may start: an arrival that fits in

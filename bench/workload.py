@@ -2,7 +2,7 @@
 import random
 from decimal import Decimal
 
-from deployments.scheduling import Resources
+from scheduling.resources import Resources
 
 # Most work runs at the default priority; a few urgent and a few best-effort tiers, as on a shared cluster.
 PRIORITIES = (-10, 0, 0, 0, 0, 0, 5, 10, 10, 50, 100)

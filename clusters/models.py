@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 
 from django.db import models
 
-from deployments.scheduling import Resources
+from scheduling.resources import Resources
 from organizations.models import TenantQuerySet
 
 RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}

@@ -7,7 +7,8 @@ from django.utils import timezone
 from clusters.models import RESOURCE_DECIMAL
 from organizations.models import TenantQuerySet
 
-from .scheduling import Resources
+from scheduling.planner import QUEUE_ORDER
+from scheduling.resources import Resources
 
 
 class DeploymentQuerySet(TenantQuerySet):
@@ -23,7 +24,7 @@ class DeploymentQuerySet(TenantQuerySet):
         return self.filter(status__in=Deployment.ACTIVE_STATUSES)
 
     def in_queue_order(self) -> "DeploymentQuerySet":
-        return self.order_by("-priority", "created_at", "id")
+        return self.order_by(*QUEUE_ORDER)
 
 
 class Status(models.TextChoices):
@@ -89,7 +90,7 @@ class Deployment(models.Model):
         ordering = ("-created_at", "-id")
         indexes = [
             models.Index(
-                fields=("cluster", "-priority", "created_at", "id"),
+                fields=("cluster", *QUEUE_ORDER),
                 condition=models.Q(status=Status.PENDING),
                 name="deployments_pending_queue_idx",
             ),

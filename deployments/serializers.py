@@ -13,7 +13,8 @@ from organizations.serializers import PageSerializer, StrictModelSerializer
 from . import services
 from .logs import MAX_TAIL
 from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
-from .scheduling import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING, Resources
+from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
+from scheduling.resources import Resources
 
 INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 RESOURCE_UNITS = {"cpu_required": ("cpu", "CPU"), "ram_required": ("ram", "GB of RAM"), "gpu_required": ("gpu", "GPU")}

@@ -35,20 +35,9 @@ from . import tasks
 from .execution import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
 from .logs import bounded, clean_output
 from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
-from .scheduling import (
-    Explanation,
-    Pending,
-    Plan,
-    Reservation,
-    Resources,
-    Running,
-    describe,
-    explain,
-    lower_priority_holdings,
-    plan,
-    plan_if_everything_fits,
-    reservation_for,
-)
+from scheduling.insight import Explanation, Reservation, describe, explain, lower_priority_holdings, reservation_for
+from scheduling.planner import QUEUE_ORDER, Pending, Plan, Running, plan, plan_if_everything_fits, queue_key
+from scheduling.resources import Resources
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +331,7 @@ def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Col
         cluster = clusters[d.cluster_id]
         position, higher_ahead = positions[d.pk]
         first, reservation = reservations[d.cluster_id]
-        behind = reservation if reservation and _queue_key(d) > _queue_key(first) else None
+        behind = reservation if reservation and queue_key(d) > queue_key(first) else None
         explanation = explain(d.demand, capacity=cluster.capacity, free=cluster.available,
                               preemptible=lower[d.cluster_id](d.priority),
                               waiting_for=[pk for pk, _ in waiting[d.pk]], queue_position=position,
@@ -554,13 +543,18 @@ def _queue_positions_by_window(cluster_ids: list[int], ids: list[int]) -> dict[i
     table = Deployment._meta.db_table
     sql = (
         f"SELECT id, position, higher FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY cluster_id ORDER BY "
-        f"priority DESC, created_at, id) AS position, RANK() OVER (PARTITION BY cluster_id ORDER BY priority DESC)"
+        f"{_sql_order(QUEUE_ORDER)}) AS position, RANK() OVER (PARTITION BY cluster_id ORDER BY priority DESC)"
         f" - 1 AS higher FROM {table} WHERE status = %s AND cluster_id IN ({', '.join(['%s'] * len(cluster_ids))})"
         f") queue WHERE id IN ({', '.join(['%s'] * len(ids))})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [Status.PENDING, *cluster_ids, *ids])
         return {pk: (position, higher) for pk, position, higher in cursor.fetchall()}
+
+
+def _sql_order(fields: tuple[str, ...]) -> str:
+    """Django's ordering of plain columns as SQL's ORDER BY list."""
+    return ", ".join(f"{name[1:]} DESC" if name.startswith("-") else name for name in fields)
 
 
 def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:
@@ -574,11 +568,6 @@ def read_queue(*, cluster_id: int) -> tuple[list[Running], list[Pending]]:
 def _with_clock(clusters):
     # How long a deployment has waited is measured on the database's clock, the one every process shares.
     return clusters.annotate(db_now=Now())
-
-
-def _queue_key(deployment) -> tuple:
-    """Queue order, for a Deployment or a Pending alike."""
-    return -deployment.priority, deployment.created_at, deployment.id
 
 
 RESOURCE_FIELDS = ("pk", "priority", "cpu_required", "ram_required", "gpu_required")
@@ -605,7 +594,7 @@ def _first_due(cluster: Cluster) -> Pending | None:
     capacity = cluster.capacity
     row = (Deployment.objects.filter(cluster_id=cluster.pk, created_at__lte=due_before, cpu_required__lte=capacity.cpu,
                                      ram_required__lte=capacity.ram, gpu_required__lte=capacity.gpu)
-           .pending().filter(~Exists(_unfinished_dependencies())).order_by("-priority", "created_at", "id")
+           .pending().filter(~Exists(_unfinished_dependencies())).order_by(*QUEUE_ORDER)
            .values_list(*RESOURCE_FIELDS, "created_at").first())
     if row is None:
         return None

@@ -5,7 +5,8 @@ from django.db.models import Count, Sum
 
 from clusters.models import Cluster
 from deployments.models import Deployment, DeploymentEvent, EventKind, Status
-from deployments.scheduling import Resources, plan
+from scheduling.planner import plan
+from scheduling.resources import Resources
 from deployments.services import read_queue
 
 

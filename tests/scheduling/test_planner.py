@@ -11,7 +11,9 @@ from random import Random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deployments.scheduling import Pending, Plan, Resources, Running, describe_wait, plan, plan_if_everything_fits
+from scheduling.insight import describe_wait
+from scheduling.planner import Pending, Plan, Running, in_queue_order, plan, plan_if_everything_fits, queue_key
+from scheduling.resources import Resources
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -71,6 +73,13 @@ def test_pending_that_fits_starts_and_free_shrinks() -> None:
 def test_pending_waits_when_cluster_is_full() -> None:
     result = plan(res(2), [run(1, 5, res(2))], [pend(10, 5, res(1))])
     assert result == Plan(starts=(), preemptions=(), free=res(0))
+
+
+@given(st.lists(st.tuples(st.integers(-2, 2), st.integers(0, 3)), max_size=30), st.randoms())
+def test_in_queue_order_sorts_exactly_by_queue_key(keys: list[tuple[int, int]], shuffle: Random) -> None:
+    items = [pend(id, priority, res(), created) for id, (priority, created) in enumerate(keys)]
+    shuffle.shuffle(items)
+    assert in_queue_order(items) == sorted(items, key=queue_key)
 
 
 def test_higher_priority_starts_first() -> None:

@@ -1,0 +1,1 @@
+"""The pure core of scheduling: standard library only, importable without Django."""
