@@ -3,8 +3,8 @@ import base64
 
 from rest_framework import serializers
 
-from deployments.execution import SeenContainer, StartFailure
-from deployments.logs import LOG_KEEP_CHARS
+from deployments.output import LOG_KEEP_CHARS
+from deployments.reports import SeenContainer, StartFailure
 from organizations.serializers import PageSerializer, StrictCharField, StrictModelSerializer
 
 from .models import Agent

@@ -3,8 +3,8 @@ from datetime import datetime, timedelta
 
 from django.db import models
 
-from scheduling.resources import Resources
 from organizations.models import TenantQuerySet
+from scheduling.resources import Resources
 
 RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}
 DUPLICATE_NAME = "A cluster with this name already exists in this organization."

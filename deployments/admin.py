@@ -6,8 +6,8 @@ from django.utils.html import format_html
 from clusters.admin import SaveChangedFieldsOnly
 
 from . import services
-from .logs import last_lines
 from .models import Deployment, DeploymentEvent, DeploymentLog, Status
+from .output import last_lines
 
 ADMIN_LOG_LINES = 50
 

@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from clusters.models import RESOURCE_DECIMAL
 from organizations.models import TenantQuerySet
-
 from scheduling.planner import QUEUE_ORDER
 from scheduling.resources import Resources
 

@@ -9,12 +9,12 @@ from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from hypervisor_mlops.queries import QueryIntegerField
 from organizations.serializers import PageSerializer, StrictModelSerializer
-
-from . import services
-from .logs import MAX_TAIL
-from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
 from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
+
+from . import services
+from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
+from .output import MAX_TAIL
 
 INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
 RESOURCE_UNITS = {"cpu_required": ("cpu", "CPU"), "ram_required": ("ram", "GB of RAM"), "gpu_required": ("gpu", "GPU")}

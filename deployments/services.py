@@ -30,14 +30,14 @@ from accounts.models import User
 from agents.models import Agent
 from clusters.models import Cluster
 from hypervisor_mlops.exceptions import Conflict
-
-from . import tasks
-from .execution import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
-from .logs import bounded, clean_output
-from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
 from scheduling.insight import Explanation, Reservation, describe, explain, lower_priority_holdings, reservation_for
 from scheduling.planner import QUEUE_ORDER, Pending, Plan, Running, plan, plan_if_everything_fits, queue_key
 from scheduling.resources import Resources
+
+from . import tasks
+from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
+from .output import bounded, clean_output
+from .reports import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
 from . import services
 from .filters import DeploymentFilter
-from .logs import last_lines
 from .models import Deployment, DeploymentLog, RunAttempt, Status
+from .output import last_lines
 from .serializers import (
     DeploymentEventPageSerializer,
     DeploymentEventSerializer,
     DeploymentLogSerializer,
-    DryRunSerializer,
     DeploymentSerializer,
     DeploymentUpdateSerializer,
+    DryRunSerializer,
     LogQuerySerializer,
 )
 

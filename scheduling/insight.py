@@ -11,7 +11,6 @@ from decimal import Decimal
 from .planner import Pending
 from .resources import Resources
 
-
 _UNITS = (("cpu", "{} CPU"), ("ram", "RAM {} GB"), ("gpu", "{} GPU"))
 
 

@@ -5,9 +5,9 @@ from django.db.models import Count, Sum
 
 from clusters.models import Cluster
 from deployments.models import Deployment, DeploymentEvent, EventKind, Status
+from deployments.services import read_queue
 from scheduling.planner import plan
 from scheduling.resources import Resources
-from deployments.services import read_queue
 
 
 def running_sum(cluster: Cluster) -> Resources:

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deployments.models import Deployment, DeploymentEvent
+from organizations.models import Role
 from scheduling.insight import RESERVED, RESOURCES, SCHEDULING, explain, lower_priority_holdings, reservation_for
 from scheduling.planner import Pending, Running, plan
 from scheduling.resources import Resources
-from organizations.models import Role
 from tests.deployments.api import DEPLOYMENTS, action, get, submit
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 from tests.workers import real_workers, wait_for_idle_queue

@@ -4,8 +4,8 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployments.execution import Change, OpenAttempt, SeenContainer, StartFailure, runtime_transitions
-from deployments.logs import LOG_KEEP_CHARS, LOG_TRIM_AT_CHARS, bounded, clean_output, last_lines
+from deployments.output import LOG_KEEP_CHARS, LOG_TRIM_AT_CHARS, bounded, clean_output, last_lines
+from deployments.reports import Change, OpenAttempt, SeenContainer, StartFailure, runtime_transitions
 
 
 def attempt(deployment=1, state="starting", container="", number=1) -> OpenAttempt:
