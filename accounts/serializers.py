@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from organizations.serializers import StrictCharField, StrictEmailField, StrictModelSerializer
+from hypervisor_mlops.api.serializers import StrictCharField, StrictEmailField, StrictModelSerializer
 
 from .models import User
 

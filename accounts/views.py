@@ -10,12 +10,12 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from hypervisor_mlops.queries import StrictQueryParameters
+from hypervisor_mlops.api.queries import StrictQueryParameters
+from hypervisor_mlops.api.throttling import ClientAddressRateThrottle
 from organizations.models import Membership
 
 from .models import User
 from .serializers import LogoutSerializer, MeSerializer, RegisterSerializer, TokenPairSerializer, UserSerializer
-from .throttling import ClientAddressRateThrottle
 
 
 # No token needed (security=[]). The password is write-only, which Swagger 2.0 cannot say: the answer is

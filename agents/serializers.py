@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from deployments.output import LOG_KEEP_CHARS
 from deployments.reports import SeenContainer, StartFailure
-from organizations.serializers import PageSerializer, StrictCharField, StrictModelSerializer
+from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer
 
 from .models import Agent
 

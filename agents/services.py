@@ -7,7 +7,7 @@ from rest_framework.exceptions import NotFound
 
 from clusters.models import Cluster
 from deployments.services import hand_over_to_agent, release_from_agent, request_scheduling
-from hypervisor_mlops.exceptions import Conflict
+from hypervisor_mlops.api.exceptions import Conflict
 
 from .models import Agent, generate_token, hash_token
 

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments import services as deployments
-from hypervisor_mlops.queries import StrictQueryParameters
+from hypervisor_mlops.api.queries import StrictQueryParameters
 
 from . import services
 from .authentication import AgentTokenAuthentication, IsAgent

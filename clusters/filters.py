@@ -1,7 +1,7 @@
 """Query-string filters for the cluster list (declared once, not rebuilt per request)."""
 import django_filters
 
-from organizations.filters import WholeNumberFilter
+from hypervisor_mlops.api.filters import WholeNumberFilter
 
 from .models import Cluster
 

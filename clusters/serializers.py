@@ -2,8 +2,8 @@
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
+from hypervisor_mlops.api.serializers import StrictModelSerializer
 from organizations.models import Organization
-from organizations.serializers import StrictModelSerializer
 
 from .models import DEFAULT_RESERVE_AFTER_SECONDS, DUPLICATE_NAME, RESOURCE_DECIMAL, Cluster
 

@@ -4,7 +4,7 @@ from rest_framework.exceptions import ValidationError
 
 from deployments.models import Deployment
 from deployments.services import request_scheduling
-from hypervisor_mlops.exceptions import Conflict
+from hypervisor_mlops.api.exceptions import Conflict
 
 from .models import DUPLICATE_NAME, Cluster
 

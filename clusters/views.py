@@ -12,7 +12,7 @@ from agents import services as agents
 from agents.models import Agent
 from agents.serializers import AgentPageSerializer, AgentRegistrationSerializer, AgentSerializer
 from deployments.models import Status
-from hypervisor_mlops.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 
 from . import services

@@ -1,7 +1,7 @@
 """Query-string filters for the deployment list."""
 import django_filters
 
-from organizations.filters import WholeNumberFilter
+from hypervisor_mlops.api.filters import WholeNumberFilter
 
 from .models import Deployment, Status
 

@@ -7,8 +7,8 @@ from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
-from hypervisor_mlops.queries import QueryIntegerField
-from organizations.serializers import PageSerializer, StrictModelSerializer
+from hypervisor_mlops.api.queries import QueryIntegerField
+from hypervisor_mlops.api.serializers import PageSerializer, StrictModelSerializer
 from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
 

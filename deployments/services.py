@@ -29,7 +29,7 @@ from rest_framework.exceptions import ValidationError
 from accounts.models import User
 from agents.models import Agent
 from clusters.models import Cluster
-from hypervisor_mlops.exceptions import Conflict
+from hypervisor_mlops.api.exceptions import Conflict
 from scheduling.insight import Explanation, Reservation, describe, explain, lower_priority_holdings, reservation_for
 from scheduling.planner import QUEUE_ORDER, Pending, Plan, Running, plan, plan_if_everything_fits, queue_key
 from scheduling.resources import Resources

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from hypervisor_mlops.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
 from . import services

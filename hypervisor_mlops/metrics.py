@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .exceptions import not_found
+from .api.exceptions import not_found
 
 # --- Process-level series (multiprocess mode) --------------------------------------------------------------
 HTTP_REQUESTS = Counter(

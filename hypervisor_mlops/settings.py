@@ -118,13 +118,13 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ("rest_framework_simplejwt.authentication.JWTAuthentication",),
     "DEFAULT_PERMISSION_CLASSES": ("rest_framework.permissions.IsAuthenticated",),
     "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
-    "DEFAULT_PARSER_CLASSES": ("hypervisor_mlops.parsers.StrictJSONParser",),
-    "DEFAULT_FILTER_BACKENDS": ("hypervisor_mlops.queries.FilterBackend",),
-    "DEFAULT_PAGINATION_CLASS": "hypervisor_mlops.queries.WholeNumberPagination",
+    "DEFAULT_PARSER_CLASSES": ("hypervisor_mlops.api.parsers.StrictJSONParser",),
+    "DEFAULT_FILTER_BACKENDS": ("hypervisor_mlops.api.queries.FilterBackend",),
+    "DEFAULT_PAGINATION_CLASS": "hypervisor_mlops.api.queries.WholeNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": (
-        "accounts.throttling.AnonThrottle",
-        "accounts.throttling.UserThrottle",
+        "hypervisor_mlops.api.throttling.AnonThrottle",
+        "hypervisor_mlops.api.throttling.UserThrottle",
     ),
     "DEFAULT_THROTTLE_RATES": {
         "anon": config("THROTTLE_ANON_RATE", default="120/min"),
@@ -147,9 +147,9 @@ SWAGGER_SETTINGS = {
         }
     },
     "PERSIST_AUTH": True,
-    "DEFAULT_AUTO_SCHEMA_CLASS": "hypervisor_mlops.openapi.ErrorsAutoSchema",
-    "DEFAULT_GENERATOR_CLASS": "hypervisor_mlops.schema.IntegerIdsGenerator",
-    "DEFAULT_FILTER_INSPECTORS": ["hypervisor_mlops.openapi.TypedFilterInspector",
+    "DEFAULT_AUTO_SCHEMA_CLASS": "hypervisor_mlops.api.openapi.ErrorsAutoSchema",
+    "DEFAULT_GENERATOR_CLASS": "hypervisor_mlops.api.schema.IntegerIdsGenerator",
+    "DEFAULT_FILTER_INSPECTORS": ["hypervisor_mlops.api.openapi.TypedFilterInspector",
                                   "drf_yasg.inspectors.CoreAPICompatInspector"],
 }
 

@@ -10,7 +10,7 @@ from deployments.views import DeploymentViewSet
 from organizations.views import OrganizationViewSet
 
 from . import health, metrics
-from .routers import router
+from .api.routers import router
 
 schema_view = get_schema_view(
     openapi.Info(
@@ -44,7 +44,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "hypervisor_mlops.exceptions.bad_request"
-handler403 = "hypervisor_mlops.exceptions.permission_denied"
-handler404 = "hypervisor_mlops.exceptions.not_found"
-handler500 = "hypervisor_mlops.exceptions.server_error"
+handler400 = "hypervisor_mlops.api.exceptions.bad_request"
+handler403 = "hypervisor_mlops.api.exceptions.permission_denied"
+handler404 = "hypervisor_mlops.api.exceptions.not_found"
+handler500 = "hypervisor_mlops.api.exceptions.server_error"

@@ -19,6 +19,12 @@ class HasOrganizationRole(IsAuthenticated):
 
     message = "Your role in this organization does not allow this."
 
+    @staticmethod
+    def role_decides(view) -> bool:
+        """Whether a role the caller may not hold can refuse the view's action (its 403, for the OpenAPI document)."""
+        roles = getattr(view, "required_roles", {}).get(getattr(view, "action", None))
+        return roles is not None and set(roles) != set(ANY_MEMBER)
+
     def has_object_permission(self, request, view, obj) -> bool:
         return obj.caller_role in view.required_roles[view.action]
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from rest_framework.exceptions import NotFound, ValidationError
 
 from accounts.models import User
-from hypervisor_mlops.exceptions import Conflict
+from hypervisor_mlops.api.exceptions import Conflict
 
 from .models import Membership, Organization, Role, generate_invite_code
 

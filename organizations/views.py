@@ -4,8 +4,8 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.throttling import JoinRateThrottle
-from hypervisor_mlops.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.api.throttling import JoinRateThrottle
 
 from . import services
 from .models import Organization, Role

@@ -7,7 +7,7 @@ is that action, and another method there is a 405. A number where a string belon
 import pytest
 from django.urls import get_resolver
 
-from hypervisor_mlops.queries import StrictQueryParameters
+from hypervisor_mlops.api.queries import StrictQueryParameters
 from organizations.models import Role
 from tests.deployments.api import DEPLOYMENTS, submit
 from tests.factories import PASSWORD, ClusterFactory

@@ -14,10 +14,8 @@ from django import forms
 from drf_yasg import openapi
 from drf_yasg.inspectors import FilterInspector, NotHandled, SwaggerAutoSchema
 
-from accounts.throttling import ClientAddressRateThrottle
-from organizations.permissions import ANY_MEMBER
-
 from .queries import StrictQueryParameters
+from .throttling import ClientAddressRateThrottle
 
 # DRF's two error shapes (API.md, Conventions).
 DETAIL = openapi.Schema(
@@ -98,8 +96,9 @@ class ErrorsAutoSchema(SwaggerAutoSchema):
         return any(self.method.lower() not in extra.mapping for extra in siblings)
 
     def _role_decides(self) -> bool:
-        roles = getattr(self.view, "required_roles", {}).get(getattr(self.view, "action", None))
-        return roles is not None and set(roles) != set(ANY_MEMBER)
+        # Asked of the view's permissions: one that decides by role says so through `role_decides(view)`.
+        return any(getattr(permission, "role_decides", lambda view: False)(self.view)
+                   for permission in self.view.get_permissions())
 
 
 class TypedFilterInspector(FilterInspector):

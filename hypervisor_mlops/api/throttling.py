@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
-from hypervisor_mlops.exceptions import ServiceUnavailable
+from .exceptions import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 

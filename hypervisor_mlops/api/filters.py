@@ -1,7 +1,7 @@
 """Query-string filters shared by every tenant-scoped list."""
 import django_filters
 
-from hypervisor_mlops.queries import WholeNumberFormField
+from .queries import WholeNumberFormField
 
 
 class WholeNumberFilter(django_filters.NumberFilter):
