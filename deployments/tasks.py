@@ -4,9 +4,9 @@ import logging
 from celery import shared_task
 
 from clusters.models import Cluster
-from hypervisor_mlops.metrics import LEDGER_DRIFT, SCHEDULING_PASS
 
 from . import services
+from .metrics import LEDGER_DRIFT, SCHEDULING_PASS
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import os
 from celery import Celery, signals
 from celery.fixups.django import DjangoFixup, DjangoWorkerFixup
 
-from . import logging as request_logging
+from .observability import logging as request_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypervisor_mlops.settings")
 

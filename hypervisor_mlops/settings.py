@@ -36,8 +36,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First, so every response (even one a later middleware refuses) carries the id and is counted.
-    "hypervisor_mlops.middleware.RequestIdMiddleware",
-    "hypervisor_mlops.middleware.MetricsMiddleware",
+    "hypervisor_mlops.observability.middleware.RequestIdMiddleware",
+    "hypervisor_mlops.observability.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -209,6 +209,12 @@ PROMETHEUS_MULTIPROC_DIR = config(
     "PROMETHEUS_MULTIPROC_DIR", default=os.path.join(tempfile.gettempdir(), "hypervisor-metrics"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+# What each app reads from the database for /metrics at scrape time; the ground floor imports none of them.
+METRICS_COLLECTORS = [
+    "clusters.metrics.ClusterCollector",
+    "deployments.metrics.DeploymentCollector",
+    "agents.metrics.AgentCollector",
+]
 
 # --- Static files, i18n -----------------------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -227,10 +233,10 @@ if LOG_FORMAT not in ("text", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "hypervisor_mlops.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "hypervisor_mlops.observability.logging.RequestIdFilter"}},
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {"()": "hypervisor_mlops.logging.JsonFormatter"},
+        "json": {"()": "hypervisor_mlops.observability.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},

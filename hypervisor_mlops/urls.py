@@ -9,8 +9,9 @@ from clusters.views import ClusterViewSet
 from deployments.views import DeploymentViewSet
 from organizations.views import OrganizationViewSet
 
-from . import health, metrics
+from . import health
 from .api.routers import router
+from .observability import metrics
 
 schema_view = get_schema_view(
     openapi.Info(

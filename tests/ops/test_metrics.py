@@ -12,9 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.models import Agent, generate_token, hash_token
 from clusters.models import Cluster
+from deployments.metrics import ADMISSION_WAIT_BUCKETS, LEDGER_DRIFT, SCHEDULING_PASS
 from deployments.models import Deployment, DeploymentEvent, EventKind
-from hypervisor_mlops import metrics
-from hypervisor_mlops.metrics import ADMISSION_WAIT_BUCKETS
+from hypervisor_mlops.observability import metrics
 from tests.factories import ClusterFactory
 
 TOKEN = "scrape-token-for-tests"
@@ -95,8 +95,8 @@ def own_share() -> dict:
     } | {
         ("hypervisor_http_request_duration_seconds_count", ("POST", "deployment-list")):
             count(metrics.HTTP_REQUEST_DURATION, "POST", "deployment-list"),
-        ("hypervisor_ledger_drift_total", ()): read(metrics.LEDGER_DRIFT),
-        ("hypervisor_scheduling_pass_seconds_count", ()): count(metrics.SCHEDULING_PASS),
+        ("hypervisor_ledger_drift_total", ()): read(LEDGER_DRIFT),
+        ("hypervisor_scheduling_pass_seconds_count", ()): count(SCHEDULING_PASS),
     }
 
 

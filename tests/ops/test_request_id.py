@@ -9,7 +9,7 @@ import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from hypervisor_mlops.celery import app
-from hypervisor_mlops.logging import JsonFormatter, RequestIdFilter, request_id
+from hypervisor_mlops.observability.logging import JsonFormatter, RequestIdFilter, request_id
 from organizations.models import Role
 from tests.factories import ClusterFactory, MembershipFactory
 from tests.workers import Workers, wait_until

@@ -2,8 +2,8 @@
 from django.core.management.base import BaseCommand
 
 from clusters.models import Cluster
+from deployments.metrics import LEDGER_DRIFT
 from deployments.services import reconcile_cluster
-from hypervisor_mlops.metrics import LEDGER_DRIFT
 
 
 class Command(BaseCommand):

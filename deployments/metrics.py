@@ -1,0 +1,118 @@
+"""Metrics of deployments and scheduling (the collector is named in settings.METRICS_COLLECTORS).
+
+SCHEDULING_PASS and LEDGER_DRIFT are observed in whichever process runs a pass or a reconcile, and summed over
+every process's file when scraped; the collector reads the database's picture at scrape time.
+"""
+from datetime import timedelta
+
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from clusters.models import Cluster
+
+from .models import Deployment, DeploymentEvent, EventKind, Status
+
+SCHEDULING_PASS = Histogram(
+    "hypervisor_scheduling_pass_seconds", "Duration of one scheduling pass over one cluster.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=None,
+)
+LEDGER_DRIFT = Counter(
+    "hypervisor_ledger_drift", "Clusters whose allocation counters reconcile found drifted and repaired.",
+    registry=None,
+)
+
+# Submission to first start; a queue may hold work for hours.
+ADMISSION_WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400)
+
+
+class DeploymentCollector:
+    """Deployments by status, pending ones by why they wait, admissions, preemptions and the admission wait,
+    read from the database at scrape time in five queries."""
+
+    def collect(self):
+        cluster_ids = list(Cluster.objects.order_by("pk").values_list("pk", flat=True))
+        by_status = {(c, s): n for c, s, n in Deployment.objects.order_by().values("cluster_id", "status")
+                     .annotate(n=Count("pk")).values_list("cluster_id", "status", "n")}
+        deployments = GaugeMetricFamily("hypervisor_deployments", "Deployments, by cluster and status.",
+                                        labels=["cluster", "status"])
+        for pk in cluster_ids:
+            for status in Status.values:
+                deployments.add_metric([str(pk), status], by_status.get((pk, status), 0))
+        yield deployments
+        yield self._pending_by_reason()
+        yield from self._events(cluster_ids)
+        yield self._admission_wait()
+
+    @staticmethod
+    def _pending_by_reason():
+        edges = Deployment.depends_on.through.objects
+        unfinished = edges.filter(from_deployment=OuterRef("pk")).exclude(to_deployment__status=Status.COMPLETED)
+        reason = Case(
+            When(Exists(unfinished), then=Value("dependencies")),
+            When(Q(cpu_required__gt=F("cluster__cpu_limit")) | Q(ram_required__gt=F("cluster__ram_limit"))
+                 | Q(gpu_required__gt=F("cluster__gpu_limit")), then=Value("exceeds_capacity")),
+            default=Value("resources"), output_field=CharField(),
+        )
+        rows = (Deployment.objects.pending().order_by().annotate(reason=reason)
+                .values("cluster_id", "reason").annotate(n=Count("pk")).values_list("cluster_id", "reason", "n"))
+        family = GaugeMetricFamily("hypervisor_pending_deployments", "Pending deployments, by why they wait.",
+                                   labels=["cluster", "reason"])
+        for cluster_id, why, n in rows:
+            family.add_metric([str(cluster_id), why], n)
+        return family
+
+    @staticmethod
+    def _events(cluster_ids):
+        counts = {(c, k): n for c, k, n in DeploymentEvent.objects.order_by()
+                  .filter(kind__in=(EventKind.SCHEDULED, EventKind.PREEMPTED))
+                  .values("deployment__cluster_id", "kind").annotate(n=Count("pk"))
+                  .values_list("deployment__cluster_id", "kind", "n")}
+        admissions = CounterMetricFamily("hypervisor_admissions", "Starts of deployments (scheduled events).",
+                                         labels=["cluster"])
+        preemptions = CounterMetricFamily("hypervisor_preemptions", "Preemptions of running deployments.",
+                                          labels=["cluster"])
+        for pk in cluster_ids:
+            admissions.add_metric([str(pk)], counts.get((pk, EventKind.SCHEDULED), 0))
+            preemptions.add_metric([str(pk)], counts.get((pk, EventKind.PREEMPTED), 0))
+        yield admissions
+        yield preemptions
+
+    @staticmethod
+    def _admission_wait():
+        first_start = Subquery(DeploymentEvent.objects.filter(deployment=OuterRef("pk"), kind=EventKind.SCHEDULED)
+                               .order_by("at").values("at")[:1])
+        waits = (Deployment.objects.order_by().annotate(first_start=first_start).filter(first_start__isnull=False)
+                 .annotate(wait=ExpressionWrapper(F("first_start") - F("created_at"), output_field=DurationField())))
+        buckets = {f"le_{n}": Count("pk", filter=Q(wait__lte=timedelta(seconds=bound)))
+                   for n, bound in enumerate(ADMISSION_WAIT_BUCKETS)}
+        row = waits.aggregate(count=Count("pk"), total=Sum("wait"), **buckets)
+        family = HistogramMetricFamily("hypervisor_admission_wait_seconds",
+                                       "Submission to first start of each deployment started at least once.")
+        family.add_metric(
+            [],
+            [(_bound(bound), row[f"le_{n}"]) for n, bound in enumerate(ADMISSION_WAIT_BUCKETS)]
+            + [("+Inf", row["count"])],
+            sum_value=row["total"].total_seconds() if row["total"] is not None else 0.0,
+        )
+        return family
+
+
+def _bound(seconds: float) -> str:
+    return str(float(seconds))
+
+

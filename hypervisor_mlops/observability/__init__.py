@@ -1,0 +1,1 @@
+"""Request ids, JSON logs and the metrics registry: what every process reports about itself."""
