@@ -4,10 +4,10 @@ from drf_yasg.utils import swagger_auto_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deployments import services as deployments
+from deployments import attempts, runs
 from hypervisor_mlops.api.queries import StrictQueryParameters
 
-from . import services
+from . import liveness
 from .authentication import AgentTokenAuthentication, IsAgent
 from .serializers import SyncRequestSerializer, SyncResponseSerializer
 
@@ -29,13 +29,13 @@ class AgentSyncView(StrictQueryParameters, APIView):
         agent = request.auth
         report = SyncRequestSerializer(data=request.data)
         report.is_valid(raise_exception=True)
-        services.record_heartbeat(agent=agent, hostname=report.validated_data["hostname"],
+        liveness.record_heartbeat(agent=agent, hostname=report.validated_data["hostname"],
                                   version=report.validated_data["version"])
-        held = deployments.append_logs(agent_id=agent.pk, chunks=report.chunks())
+        held = runs.append_logs(agent_id=agent.pk, chunks=report.chunks())
         seen = report.seen()
         if seen is not None:
-            deployments.apply_agent_report(agent=agent, seen=seen, failures=report.failures())
-        desired = [a for a in deployments.open_attempts(agent_id=agent.pk) if a.state != a.State.STOPPING]
+            runs.apply_agent_report(agent=agent, seen=seen, failures=report.failures())
+        desired = [a for a in attempts.open_attempts(agent_id=agent.pk) if a.state != a.State.STOPPING]
         return Response(SyncResponseSerializer({
             "agent": agent,
             "poll_seconds": settings.AGENT_POLL_SECONDS,

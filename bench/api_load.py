@@ -72,14 +72,14 @@ def queue_backlog(cluster_id: int, rng: random.Random):
     """10k pending deployments on the small cluster, settled by one pass; returns the capacity they all need."""
     from accounts.models import User
     from clusters.models import Cluster
-    from deployments import services
+    from deployments import passes
     from django.utils import timezone
 
     specs = djangoenv.random_specs(rng, QUEUED)
     cluster = Cluster.objects.get(pk=cluster_id)
     djangoenv.bulk_queue(cluster=cluster, user=User.objects.get(username="bench"), specs=specs,
                          start_at=timezone.now())
-    services.schedule_cluster(cluster_id=cluster_id)
+    passes.schedule_cluster(cluster_id=cluster_id)
     djangoenv.analyze()
     return total(demand for _, demand in specs)
 

@@ -90,7 +90,7 @@ def make_owner(username: str = "bench"):
 def bulk_queue(*, cluster, user, specs, start_at):
     """Insert pending deployments (priority, demand) with their 'queued' events; returns their ids.
 
-    The service creates them one at a time through services.create_deployment; for setup a bulk insert of
+    The service creates them one at a time through lifecycle.create_deployment; for setup a bulk insert of
     the same rows is equivalent and takes seconds instead of minutes.
     """
     from deployments.models import Deployment, DeploymentEvent, EventKind

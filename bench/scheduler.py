@@ -18,13 +18,13 @@ STREAM_PENDING, STREAM_RUNNING, STREAM_CREATES = 10_000, 2_000, 500
 
 
 def timed_pass(cluster_id: int, schedule_cluster=None):
-    """(seconds, queries, plan) of one services.schedule_cluster call."""
+    """(seconds, queries, plan) of one passes.schedule_cluster call."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from deployments import services
+    from deployments import passes
 
-    schedule_cluster = schedule_cluster or services.schedule_cluster
+    schedule_cluster = schedule_cluster or passes.schedule_cluster
     with CaptureQueriesContext(connection) as queries:
         start = time.perf_counter()
         result = schedule_cluster(cluster_id=cluster_id)
@@ -111,35 +111,35 @@ def settle(cluster, user, specs, title: str):
 
 
 def bench_stream(cluster, user, rng: random.Random, creates: int, profile: bool) -> None:
-    """`creates` x services.create_deployment, each followed in-process by its scheduling pass."""
-    from deployments import services
+    """`creates` x lifecycle.create_deployment, each followed in-process by its scheduling pass."""
+    from deployments import lifecycle, passes
     from workload import random_demand, random_priority
 
-    passes = []
-    real_schedule_cluster = services.schedule_cluster
+    observed = []
+    real_schedule_cluster = passes.schedule_cluster
 
     def recording_schedule_cluster(*, cluster_id):
         elapsed, queries, result = timed_pass(cluster_id, real_schedule_cluster)
-        passes.append((elapsed, len(queries), result))
+        observed.append((elapsed, len(queries), result))
         return result
 
-    # The eager task calls services.schedule_cluster by attribute, so wrapping it observes every pass.
-    services.schedule_cluster = recording_schedule_cluster
+    # The eager task calls passes.schedule_cluster by attribute, so wrapping it observes every pass.
+    passes.schedule_cluster = recording_schedule_cluster
     create_times = []
     profiler = start_profiler() if profile else None
     try:
         for i in range(creates):
             demand = random_demand(rng)
             start = time.perf_counter()
-            services.create_deployment(
+            lifecycle.create_deployment(
                 cluster=cluster, created_by=user, name=f"stream-{i}", docker_image="server:2",
                 priority=random_priority(rng), cpu_required=demand.cpu, ram_required=demand.ram,
                 gpu_required=demand.gpu,
             )
             create_times.append(time.perf_counter() - start)
     finally:
-        services.schedule_cluster = real_schedule_cluster
-    report_stream(passes, create_times)
+        passes.schedule_cluster = real_schedule_cluster
+    report_stream(observed, create_times)
     if profiler:
         profiler.stop()
         print(profiler.output_text())
@@ -155,7 +155,7 @@ def start_profiler():
 
 def report_stream(passes, create_times) -> None:
     if not passes:
-        print("    no scheduling pass observed: does the task still call services.schedule_cluster?")
+        print("    no scheduling pass observed: does the task still call passes.schedule_cluster?")
         return
     times = [p[0] * 1e3 for p in passes]
     started = sum(len(p[2].starts) for p in passes)

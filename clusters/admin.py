@@ -2,7 +2,7 @@
 from django.contrib import admin
 
 from agents.admin import AgentInline
-from deployments import services
+from deployments import insight
 
 from .models import Cluster
 
@@ -39,7 +39,7 @@ class ClusterAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
 
     @admin.display(description="Reservation (starvation bound)")
     def reservation(self, cluster: Cluster) -> str:
-        reservation = services.reservation_of(cluster.pk) if cluster.pk else None
+        reservation = insight.reservation_of(cluster.pk) if cluster.pk else None
         if reservation is None:
             return "none"
         held = reservation.held

@@ -91,3 +91,8 @@ class Cluster(models.Model):
         if self.reserve_after_seconds is None:
             return None
         return now - timedelta(seconds=self.reserve_after_seconds)
+
+    def set_allocated(self, allocated: Resources) -> None:
+        """Record what running deployments hold now; callers hold the cluster's lock (clusters.locks)."""
+        self.cpu_allocated, self.ram_allocated, self.gpu_allocated = allocated.cpu, allocated.ram, allocated.gpu
+        self.save(update_fields=["cpu_allocated", "ram_allocated", "gpu_allocated"])

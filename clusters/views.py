@@ -8,14 +8,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from agents import services as agents
+from agents import registration
 from agents.models import Agent
 from agents.serializers import AgentPageSerializer, AgentRegistrationSerializer, AgentSerializer
+from deployments import capacity
 from deployments.models import Status
 from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 
-from . import services
 from .filters import ClusterFilter
 from .models import Cluster
 from .serializers import ClusterDetailSerializer, ClusterSerializer
@@ -62,11 +62,11 @@ class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
         serializer.save()
 
     def perform_update(self, serializer) -> None:
-        services.update_cluster(cluster_id=serializer.instance.pk, **serializer.validated_data)
+        capacity.update_cluster(cluster_id=serializer.instance.pk, **serializer.validated_data)
         serializer.instance = self.get_object()
 
     def perform_destroy(self, instance: Cluster) -> None:
-        services.delete_cluster(cluster_id=instance.pk)
+        capacity.delete_cluster(cluster_id=instance.pk)
 
     @swagger_auto_schema(responses={200: AgentPageSerializer})
     @action(detail=True, methods=["get"])
@@ -84,7 +84,7 @@ class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
         cluster = self.get_object()
         serializer = AgentRegistrationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        agent, token = agents.register_agent(cluster_id=cluster.pk, name=serializer.validated_data["name"])
+        agent, token = registration.register_agent(cluster_id=cluster.pk, name=serializer.validated_data["name"])
         agent.token = token
         return Response(AgentRegistrationSerializer(agent).data, status=status.HTTP_201_CREATED)
 
@@ -94,5 +94,5 @@ class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
         """Revoke the agent: its token stops working at once."""
         cluster = self.get_object()
         agent = get_object_or_404(Agent.objects.live(), cluster=cluster, pk=agent_id)
-        agents.revoke_agent(agent_id=agent.pk)
+        registration.revoke_agent(agent_id=agent.pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

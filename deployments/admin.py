@@ -5,7 +5,8 @@ from django.utils.html import format_html
 
 from clusters.admin import SaveChangedFieldsOnly
 
-from . import services
+from . import lifecycle, tasks
+from .insight import explain_pending
 from .models import Deployment, DeploymentEvent, DeploymentLog, Status
 from .output import last_lines
 
@@ -28,7 +29,7 @@ class InsightChangeList(ChangeList):
 
     def get_results(self, request) -> None:
         super().get_results(request)
-        insight = services.explain_pending(list(self.result_list))
+        insight = explain_pending(list(self.result_list))
         for deployment in self.result_list:
             deployment.insight = insight.get(deployment.pk, (None, ""))[0]
 
@@ -66,7 +67,7 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
 
     @admin.display(description="Scheduling")
     def scheduling(self, deployment: Deployment) -> str:
-        explanation, sentence = services.explain_pending([deployment]).get(deployment.pk, (None, ""))
+        explanation, sentence = explain_pending([deployment]).get(deployment.pk, (None, ""))
         if explanation is None:
             return "Not pending."
         return f"{explanation.reason}, position {explanation.queue_position} in the queue: {sentence}."
@@ -89,12 +90,12 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     def cancel(self, request, queryset) -> None:
         active = list(queryset.filter(status__in=Deployment.ACTIVE_STATUSES).values_list("pk", flat=True))
         for pk in active:
-            services.finish_deployment(deployment_id=pk, status=Status.CANCELLED, actor=request.user)
+            lifecycle.finish_deployment(deployment_id=pk, status=Status.CANCELLED, actor=request.user)
         self.message_user(request, f"Cancelled {len(active)} deployments.", messages.SUCCESS)
 
     @admin.action(description="Run a scheduling pass on their clusters")
     def reschedule(self, request, queryset) -> None:
         clusters = set(queryset.values_list("cluster_id", flat=True))
         for cluster_id in clusters:
-            services.request_scheduling(cluster_id)
+            tasks.request_scheduling(cluster_id)
         self.message_user(request, f"Scheduling requested for {len(clusters)} clusters.", messages.SUCCESS)

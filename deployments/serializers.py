@@ -12,7 +12,7 @@ from hypervisor_mlops.api.serializers import PageSerializer, StrictModelSerializ
 from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
 
-from . import services
+from .insight import explain_pending
 from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
 from .output import MAX_TAIL
 
@@ -130,7 +130,7 @@ class DeploymentSerializer(StrictModelSerializer):
             batch = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [deployment]
             insight.update(dict.fromkeys((d.pk for d in batch), (None, STARTED_SINCE)))
             # Their dependencies are read for `depends_on` anyway (prefetched by the views).
-            insight.update(services.explain_pending(
+            insight.update(explain_pending(
                 list(batch), with_dependencies=[d.pk for d in batch if d.depends_on.all()]))
         return insight[deployment.pk]
 

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
-from . import services
+from . import insight, lifecycle
 from .filters import DeploymentFilter
 from .models import Deployment, DeploymentLog, RunAttempt, Status
 from .output import last_lines
@@ -73,7 +73,7 @@ class DeploymentViewSet(
 
     def perform_create(self, serializer) -> None:
         _ensure_may_submit(serializer.validated_data["cluster"])
-        deployment = services.create_deployment(created_by=self.request.user, **serializer.validated_data)
+        deployment = lifecycle.create_deployment(created_by=self.request.user, **serializer.validated_data)
         _relations_as_committed(deployment, serializer.validated_data.get("depends_on", ()))
         serializer.instance = deployment
 
@@ -81,7 +81,7 @@ class DeploymentViewSet(
         cluster = serializer.validated_data.get("cluster")
         if cluster is not None and cluster.caller_role not in MANAGERS:
             raise PermissionDenied("Viewers cannot move deployments onto a cluster.")
-        services.update_deployment(deployment_id=serializer.instance.pk, **serializer.validated_data)
+        lifecycle.update_deployment(deployment_id=serializer.instance.pk, **serializer.validated_data)
         serializer.instance = self.get_object()
 
     @swagger_auto_schema(request_body=DeploymentSerializer, responses={
@@ -99,11 +99,11 @@ class DeploymentViewSet(
         serializer = DeploymentSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         _ensure_may_submit(serializer.validated_data["cluster"])
-        return Response(DryRunSerializer(services.dry_run_deployment(**serializer.validated_data)).data)
+        return Response(DryRunSerializer(insight.dry_run_deployment(**serializer.validated_data)).data)
 
     def _finish(self, status: Status) -> Response:
         deployment = self.get_object()
-        services.finish_deployment(deployment_id=deployment.pk, status=status, actor=self.request.user)
+        lifecycle.finish_deployment(deployment_id=deployment.pk, status=status, actor=self.request.user)
         return Response(self.get_serializer(self.get_object()).data)
 
     @swagger_auto_schema(request_body=no_body, responses={200: DeploymentSerializer, 409: "Not running"})

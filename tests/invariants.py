@@ -5,7 +5,7 @@ from django.db.models import Count, Sum
 
 from clusters.models import Cluster
 from deployments.models import Deployment, DeploymentEvent, EventKind, Status
-from deployments.services import read_queue
+from deployments.snapshot import read_queue
 from scheduling.planner import plan
 from scheduling.resources import Resources
 

@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from agents.liveness import requeue_lost_agents
 from agents.models import Agent, hash_token
-from agents.services import register_agent
+from agents.registration import register_agent
 from deployments.models import Deployment, RunAttempt
-from deployments.services import requeue_lost_agents
 from organizations.models import Role
 from tests.agents.sync import agent_client, chunk, container, desired, register, sync
 from tests.conftest import client_for

@@ -175,7 +175,8 @@ def test_a_page_costs_the_same_queries_whatever_the_queue(dev, cluster):
 def test_queue_positions_of_a_page_are_the_queue_numbered():
     """The grouped count gives each page row the place the window numbering gives it, ties included: rows
     created at the same microsecond (ordered by id), equal and extreme priorities, pages across clusters."""
-    from deployments.services import _one_snapshot, _queue_positions, _queue_positions_by_window
+    from deployments.insight import queue_positions, queue_positions_by_window
+    from deployments.snapshot import one_snapshot
 
     rng = random.Random(3)
     clusters = [ClusterFactory(organization=OrganizationFactory()) for _ in range(3)]
@@ -192,8 +193,8 @@ def test_queue_positions_of_a_page_are_the_queue_numbered():
         for _ in range(10):
             page = rng.sample(queued, size)
             ids, cluster_ids = [pk for pk, _ in page], sorted({c for _, c in page})
-            with _one_snapshot():
-                assert _queue_positions(cluster_ids, ids) == _queue_positions_by_window(cluster_ids, ids)
+            with one_snapshot():
+                assert queue_positions(cluster_ids, ids) == queue_positions_by_window(cluster_ids, ids)
 
 
 # --- Dry run -------------------------------------------------------------------------------------------------

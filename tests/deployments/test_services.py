@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from deployments import services
+from deployments import lifecycle, passes
 from deployments.models import Deployment, DeploymentEvent, EventKind, Status
 from tests.factories import ClusterFactory, UserFactory
 from tests.invariants import assert_capacity_and_exact_availability, assert_quiescent
@@ -25,7 +25,7 @@ def bulk_deployments(cluster, count: int, *, status=Status.PENDING, priority=0, 
 
 def pass_queries(cluster) -> int:
     with CaptureQueriesContext(connection) as queries:
-        services.schedule_cluster(cluster_id=cluster.pk)
+        passes.schedule_cluster(cluster_id=cluster.pk)
     return len(queries)
 
 
@@ -57,12 +57,12 @@ def test_a_pass_preempting_many_victims_for_many_preemptors_stays_constant_too()
 
 def test_running_a_pass_twice_changes_nothing_more():
     cluster = ClusterFactory(cpu_limit="4")
-    services.create_deployment(cluster=cluster, created_by=UserFactory(), name="a", docker_image="i",
+    lifecycle.create_deployment(cluster=cluster, created_by=UserFactory(), name="a", docker_image="i",
                                cpu_required=3)
     bulk_deployments(cluster, 3)
-    services.schedule_cluster(cluster_id=cluster.pk)
+    passes.schedule_cluster(cluster_id=cluster.pk)
     state = list(Deployment.objects.order_by("pk").values_list("status", "started_at", "preemption_count"))
     events = DeploymentEvent.objects.count()
-    assert services.schedule_cluster(cluster_id=cluster.pk).starts == ()
+    assert passes.schedule_cluster(cluster_id=cluster.pk).starts == ()
     assert list(Deployment.objects.order_by("pk").values_list("status", "started_at", "preemption_count")) == state
     assert DeploymentEvent.objects.count() == events

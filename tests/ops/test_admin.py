@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import User
 from clusters.models import Cluster
-from deployments import services
+from deployments import lifecycle
 from deployments.admin import DeploymentAdmin
 from deployments.models import Deployment, Status
 from organizations.models import Role
@@ -27,7 +27,7 @@ def cluster():
 
 
 def deploy(cluster, **resources) -> Deployment:
-    return services.create_deployment(cluster=cluster, created_by=UserFactory(), name="job", docker_image="img",
+    return lifecycle.create_deployment(cluster=cluster, created_by=UserFactory(), name="job", docker_image="img",
                                       **resources)
 
 
@@ -60,7 +60,7 @@ def test_cancel_action_frees_resources_and_starts_waiting_work(operator, cluster
 
 
 def test_reschedule_action_places_stranded_work(operator, cluster, monkeypatch):
-    monkeypatch.setattr(services, "request_scheduling", lambda cluster_id: None)
+    monkeypatch.setattr(lifecycle, "request_scheduling", lambda cluster_id: None)
     stranded = deploy(cluster, cpu_required=1)
     monkeypatch.undo()
     operator.post("/admin/deployments/deployment/", {"action": "reschedule", "_selected_action": [stranded.pk]})
@@ -108,7 +108,7 @@ def test_pending_deployments_show_their_reason_and_queue_position(operator, clus
 
 
 def test_agents_show_on_their_cluster_and_runtime_and_logs_on_the_deployment(operator, cluster):
-    from agents.services import register_agent
+    from agents.registration import register_agent
     from deployments.models import DeploymentLog
 
     register_agent(cluster_id=cluster.pk, name="gpu-host-7")

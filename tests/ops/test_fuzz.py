@@ -27,8 +27,8 @@ from schemathesis.checks import load_all_checks
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import content_type_conformance as content_type_conformance_of_schemathesis
 
-from agents.services import register_agent
-from deployments import services
+from agents.registration import register_agent
+from deployments import lifecycle
 from deployments.models import Status
 from hypervisor_mlops.wsgi import application
 from organizations.models import Role
@@ -157,13 +157,13 @@ def world(db):
 
     def deploy(cluster, name, **fields):
         # Each create commits and schedules its cluster on commit, as the API does.
-        return services.create_deployment(cluster=cluster, created_by=admin, name=name,
+        return lifecycle.create_deployment(cluster=cluster, created_by=admin, name=name,
                                           docker_image="registry/img:1", **fields)
 
     done = deploy(big, "done", cpu_required=Decimal("1"))
     failed = deploy(big, "failed", cpu_required=Decimal("1"))
-    services.finish_deployment(deployment_id=done.pk, status=Status.COMPLETED, actor=admin)
-    services.finish_deployment(deployment_id=failed.pk, status=Status.FAILED, actor=admin)
+    lifecycle.finish_deployment(deployment_id=done.pk, status=Status.COMPLETED, actor=admin)
+    lifecycle.finish_deployment(deployment_id=failed.pk, status=Status.FAILED, actor=admin)
     running = deploy(big, "serve", cpu_required=Decimal("2.5"), ram_required=Decimal("4"), gpu_required=2)
     queued = deploy(big, "queued", gpu_required=1, priority=-5)
     waiting = deploy(big, "waiting", cpu_required=Decimal("0.5"), depends_on=[running])

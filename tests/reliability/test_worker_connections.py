@@ -3,7 +3,7 @@ import psycopg2
 import pytest
 from django.db import connection
 
-from deployments import services
+from deployments import lifecycle
 from deployments.models import Deployment, Status
 from organizations.models import Role
 from tests.threads import tenant_with_clusters
@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def submit(user, cluster) -> Deployment:
-    return services.create_deployment(cluster=cluster, created_by=user, name="conn", docker_image="img",
+    return lifecycle.create_deployment(cluster=cluster, created_by=user, name="conn", docker_image="img",
                                       priority=0, cpu_required=1, ram_required=1, gpu_required=0)
 
 

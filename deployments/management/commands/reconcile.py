@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand
 
 from clusters.models import Cluster
 from deployments.metrics import LEDGER_DRIFT
-from deployments.services import reconcile_cluster
+from deployments.passes import reconcile_cluster
 
 
 class Command(BaseCommand):

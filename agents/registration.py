@@ -1,19 +1,17 @@
-"""Registering and revoking a cluster's agent, and what its heartbeats change."""
-from datetime import timedelta
-
+"""Registering and revoking a cluster's agent: the cluster is driven by it from the one to the other."""
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from clusters.locks import lock_cluster
 from clusters.models import Cluster
-from deployments.services import hand_over_to_agent, release_from_agent, request_scheduling
+from deployments.attempts import hand_over_to_agent, release_from_agent
+from deployments.tasks import request_scheduling
 from hypervisor_mlops.api.exceptions import Conflict
 
 from .models import Agent, generate_token, hash_token
 
 ONE_AGENT = "This cluster already has an agent; revoke it first."
-# Heartbeats within this of the last recorded one are not written: liveness needs seconds, not every poll.
-HEARTBEAT_RESOLUTION = timedelta(seconds=1)
 
 
 def register_agent(*, cluster_id: int, name: str) -> tuple[Agent, str]:
@@ -25,7 +23,7 @@ def register_agent(*, cluster_id: int, name: str) -> tuple[Agent, str]:
     token = generate_token()
     with transaction.atomic():
         try:
-            cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+            cluster = lock_cluster(cluster_id)
         except Cluster.DoesNotExist:  # deleted since the view found it
             raise NotFound("No such cluster.") from None
         if Agent.objects.live().filter(cluster=cluster).exists():
@@ -43,21 +41,9 @@ def revoke_agent(*, agent_id: int) -> None:
     """The token stops working at once; the agent, told so on its next call, stops its containers and exits."""
     with transaction.atomic():
         cluster_id = Agent.objects.values_list("cluster_id", flat=True).get(pk=agent_id)
-        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        cluster = lock_cluster(cluster_id)
         agent = Agent.objects.get(pk=agent_id)
         agent.revoked_at = timezone.now()
         agent.save(update_fields=["revoked_at"])
         release_from_agent(cluster=cluster, agent=agent)
         request_scheduling(cluster.pk)
-
-
-def record_heartbeat(*, agent: Agent, hostname: str, version: str) -> None:
-    """The agent called. One that was lost is back: its cluster may start work again."""
-    now = timezone.now()
-    was_lost = agent.is_lost_at(now)
-    stale = agent.last_seen_at is None or now - agent.last_seen_at >= HEARTBEAT_RESOLUTION
-    if stale or (agent.hostname, agent.version) != (hostname, version):
-        Agent.objects.filter(pk=agent.pk).update(last_seen_at=now, hostname=hostname, version=version)
-        agent.last_seen_at, agent.hostname, agent.version = now, hostname, version
-    if was_lost:
-        request_scheduling(agent.cluster_id)

@@ -1,12 +1,13 @@
-"""State changes of clusters that touch what the scheduler has promised: resizing and deletion."""
+"""Changes to a cluster that touch what the scheduler has promised its deployments: resizing and deletion."""
 from django.db import IntegrityError, transaction
 from rest_framework.exceptions import ValidationError
 
-from deployments.models import Deployment
-from deployments.services import request_scheduling
+from clusters.locks import lock_cluster, lock_cluster_for_delete
+from clusters.models import DUPLICATE_NAME, Cluster
 from hypervisor_mlops.api.exceptions import Conflict
 
-from .models import DUPLICATE_NAME, Cluster
+from .models import Deployment
+from .tasks import request_scheduling
 
 LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu_limit": "gpu_allocated"}
 
@@ -18,7 +19,7 @@ def update_cluster(*, cluster_id: int, **changes) -> Cluster:
     at once, and so does a new starvation bound (a scheduling pass is queued when this commits).
     """
     with transaction.atomic():
-        cluster = Cluster.objects.select_for_update(no_key=True).get(pk=cluster_id)
+        cluster = lock_cluster(cluster_id)
         for limit, allocated in LIMIT_FIELDS.items():
             if limit in changes and changes[limit] < getattr(cluster, allocated):
                 raise Conflict(
@@ -43,8 +44,7 @@ def update_cluster(*, cluster_id: int, **changes) -> Cluster:
 def delete_cluster(*, cluster_id: int) -> None:
     """Delete a cluster and its finished history; 409 while it has pending or running deployments."""
     with transaction.atomic():
-        # A full FOR UPDATE also waits for deployments being inserted into this cluster right now.
-        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        cluster = lock_cluster_for_delete(cluster_id)
         active = Deployment.objects.filter(cluster=cluster).active().count()
         if active:
             raise Conflict(f"The cluster has {active} pending or running deployments; cancel them first.")

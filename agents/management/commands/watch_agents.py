@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from deployments.services import requeue_lost_agents
+from agents.liveness import requeue_lost_agents
 
 
 class Command(BaseCommand):

@@ -1,0 +1,132 @@
+"""What agents report about the deployments they run: containers started, exited, failed to start, vanished
+or stopped, their output, and the work of an agent that was lost. Each is decided by the pure
+`deployments.reports` and applied under the cluster's lock."""
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import Agent
+from clusters.locks import lock_cluster
+from clusters.models import Cluster
+from scheduling.resources import Resources
+
+from .attempts import stop_containers
+from .lifecycle import FINISH_VERBS, finish_locked
+from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
+from .output import bounded, clean_output
+from .reports import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
+
+logger = logging.getLogger(__name__)
+
+
+def apply_agent_report(*, agent: Agent, seen: list[SeenContainer], failures: list[StartFailure]) -> bool:
+    """Record what the agent saw: containers started, exited (finishing their deployments), failed to start,
+    vanished, or stopped. Returns whether anything changed.
+
+    Decided by `runtime_transitions` twice: without a lock, so a report that changes nothing (most of them)
+    costs one query, then again under the cluster's row lock on what is there, so a report that arrives late
+    or twice changes nothing the second time.
+    """
+    if not runtime_transitions(_open_snapshot(agent.pk), seen, failures):
+        return False
+    with transaction.atomic():
+        cluster = lock_cluster(agent.cluster_id)
+        transitions = runtime_transitions(_open_snapshot(agent.pk), seen, failures)
+        deployments = Deployment.objects.select_for_update(no_key=True).filter(
+            pk__in=[t.attempt.deployment for t in transitions]).order_by("pk").in_bulk()
+        for transition in transitions:
+            _apply_transition(cluster, agent, deployments[transition.attempt.deployment], transition)
+    return bool(transitions)
+
+
+def _open_snapshot(agent_id: int) -> list[OpenAttempt]:
+    rows = RunAttempt.objects.filter(agent_id=agent_id, state__in=RunAttempt.OPEN_STATES).values_list(
+        "pk", "deployment_id", "number", "state", "container")
+    return [OpenAttempt(*row) for row in rows]
+
+
+# What each change makes of the attempt (None: it stays as it is).
+ATTEMPT_STATE_AFTER = {
+    Change.CREATED: None, Change.STARTED: AttemptState.RUNNING, Change.EXITED: AttemptState.EXITED,
+    Change.START_FAILED: AttemptState.STOPPED, Change.VANISHED: AttemptState.STOPPED,
+    Change.STOPPED: AttemptState.STOPPED,
+}
+
+
+def _apply_transition(cluster: Cluster, agent: Agent, deployment: Deployment, transition: Transition) -> None:
+    attempt, change, short = transition.attempt, transition.change, transition.container[:12]
+    RunAttempt.objects.filter(pk=attempt.id).update(
+        state=ATTEMPT_STATE_AFTER[change] or attempt.state, container=transition.container,
+        exit_code=transition.exit_code, updated_at=timezone.now(),
+    )
+    # A container that ran and exited between two reports did start: the history says so.
+    if change is Change.STARTED or (change is Change.EXITED and attempt.state == AttemptState.STARTING):
+        DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STARTED,
+                                       message=f"Container {short} started on agent '{agent.name}'.")
+    if change is Change.STOPPED and short:
+        code = "" if transition.exit_code is None else f" (exit code {transition.exit_code})"
+        DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STOPPED,
+                                       message=f"Container {short} stopped{code}.")
+    ending = _ending(transition)
+    if ending and deployment.status == Status.RUNNING and deployment.attempt == attempt.number:
+        finish_locked(cluster, deployment, *ending, exit_code=transition.exit_code)
+
+
+def _ending(transition: Transition) -> tuple[Status, str] | None:
+    """How the change ends the deployment, if it runs that attempt: its status and the reason."""
+    if transition.change is Change.EXITED:
+        status = Status.COMPLETED if transition.exit_code == 0 else Status.FAILED
+        return status, f"{FINISH_VERBS[status].capitalize()}: its container exited with code {transition.exit_code}."
+    if transition.change is Change.START_FAILED:
+        return Status.FAILED, f"Failed to start: {transition.error}"[:500]
+    if transition.change is Change.VANISHED:
+        return Status.FAILED, f"Failed: its container {transition.container[:12]} vanished from the agent's host."
+    return None
+
+
+def requeue_from_lost_agent(agent_id: int) -> int:
+    """Requeue what the cluster of a lost agent runs (back to pending at its place, not a preemption), unless
+    the agent came back or was revoked while this waited for the cluster's lock. Returns how many."""
+    with transaction.atomic():
+        cluster_id = Agent.objects.values_list("cluster_id", flat=True).get(pk=agent_id)
+        cluster = lock_cluster(cluster_id)
+        agent = Agent.objects.get(pk=agent_id)
+        if agent.revoked_at is not None or not agent.is_lost_at(timezone.now()):
+            return 0  # it came back (or was revoked) while this sweep waited for the lock
+        ids = list(Deployment.objects.filter(cluster=cluster).running().order_by("pk")
+                   .select_for_update(no_key=True).values_list("pk", flat=True))
+        message = f"Requeued: agent '{agent.name}' was lost (silent since {agent.last_heard_at:%Y-%m-%d %H:%M:%S} UTC)."
+        Deployment.objects.filter(pk__in=ids).update(status=Status.PENDING, started_at=None, status_message=message)
+        DeploymentEvent.objects.bulk_create(
+            DeploymentEvent(deployment_id=pk, kind=EventKind.REQUEUED, message=message) for pk in ids)
+        stop_containers(ids)
+        cluster.set_allocated(Resources.zero())
+    logger.warning("Agent %s of cluster %s lost: requeued %s running deployments.", agent_id, cluster_id, len(ids))
+    return len(ids)
+
+
+def append_logs(*, agent_id: int, chunks: Iterable[tuple[int, int, int, bytes]]) -> list[tuple[int, int, int]]:
+    """Add output the agent read from its containers: (deployment, attempt, byte offset, raw bytes) each.
+
+    Only bytes beyond what the attempt already has are added, so a chunk sent twice, late, or again from 0
+    by a restarted agent adds nothing twice. Returns (deployment, attempt, bytes now held) for each chunk.
+    """
+    held = []
+    for deployment_id, number, offset, data in chunks:
+        with transaction.atomic():
+            attempt = RunAttempt.objects.select_for_update().filter(
+                agent_id=agent_id, deployment_id=deployment_id, number=number).first()
+            if attempt is None:
+                continue
+            new = data[max(attempt.log_bytes - offset, 0):]
+            if new:
+                log, _ = DeploymentLog.objects.select_for_update().get_or_create(deployment_id=deployment_id)
+                log.text, dropped = bounded(log.text + clean_output(new))
+                log.truncated = log.truncated or dropped
+                log.save()
+                attempt.log_bytes = offset + len(data)
+                attempt.save(update_fields=["log_bytes"])
+            held.append((deployment_id, number, attempt.log_bytes))
+    return held
