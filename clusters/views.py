@@ -1,19 +1,13 @@
 """Cluster endpoints: members read, admins create, rename, resize and delete."""
 from django.db.models import Count, Q
-from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
 from drf_yasg.utils import swagger_auto_schema
-from rest_framework import status, viewsets
-from rest_framework.decorators import action
+from rest_framework import viewsets
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.response import Response
 
-from agents import registration
-from agents.models import Agent
-from agents.serializers import AgentPageSerializer, AgentRegistrationSerializer, AgentSerializer
 from deployments import capacity
 from deployments.models import Status
-from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.api.queries import StrictQueryParameters
 from organizations.permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 
 from .filters import ClusterFilter
@@ -36,10 +30,8 @@ class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
     filterset_class = ClusterFilter
-    query_serializers = {"agents": PageQuerySerializer}
     lookup_value_regex = r"\d+"
-    required_roles = {"retrieve": ANY_MEMBER, "partial_update": ADMINS, "destroy": ADMINS,
-                      "agents": ANY_MEMBER, "register_agent": ADMINS, "revoke_agent": ADMINS}
+    required_roles = {"retrieve": ANY_MEMBER, "partial_update": ADMINS, "destroy": ADMINS}
 
     def get_queryset(self):
         queryset = Cluster.objects.visible_to(self.request.user).order_by("id")
@@ -51,8 +43,6 @@ class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
         return queryset
 
     def get_serializer_class(self):
-        if self.action == "register_agent":
-            return AgentRegistrationSerializer
         return ClusterDetailSerializer if self.action in DETAIL_ACTIONS else ClusterSerializer
 
     def perform_create(self, serializer) -> None:
@@ -67,32 +57,3 @@ class ClusterViewSet(StrictQueryParameters, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Cluster) -> None:
         capacity.delete_cluster(cluster_id=instance.pk)
-
-    @swagger_auto_schema(responses={200: AgentPageSerializer})
-    @action(detail=True, methods=["get"])
-    def agents(self, request, pk=None):
-        """The cluster's agent (at most one): `new` until it first calls, then `online` or `offline`."""
-        cluster = self.get_object()
-        page = self.paginate_queryset(Agent.objects.live().filter(cluster=cluster))
-        return self.get_paginated_response(AgentSerializer(page, many=True).data)
-
-    @swagger_auto_schema(request_body=AgentRegistrationSerializer, responses={201: AgentRegistrationSerializer,
-                                                                             409: "The cluster has an agent"})
-    @agents.mapping.post
-    def register_agent(self, request, pk=None):
-        """Register the cluster's agent; its `token` is shown only in this response."""
-        cluster = self.get_object()
-        serializer = AgentRegistrationSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        agent, token = registration.register_agent(cluster_id=cluster.pk, name=serializer.validated_data["name"])
-        agent.token = token
-        return Response(AgentRegistrationSerializer(agent).data, status=status.HTTP_201_CREATED)
-
-    @swagger_auto_schema(responses={204: "Revoked"})
-    @action(detail=True, methods=["delete"], url_path=r"agents/(?P<agent_id>\d+)")
-    def revoke_agent(self, request, pk=None, agent_id=None):
-        """Revoke the agent: its token stops working at once."""
-        cluster = self.get_object()
-        agent = get_object_or_404(Agent.objects.live(), cluster=cluster, pk=agent_id)
-        registration.revoke_agent(agent_id=agent.pk)
-        return Response(status=status.HTTP_204_NO_CONTENT)

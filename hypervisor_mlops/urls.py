@@ -5,12 +5,13 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
+from agents.views import ClusterAgentViewSet
 from clusters.views import ClusterViewSet
 from deployments.views import DeploymentViewSet
 from organizations.views import OrganizationViewSet
 
 from . import health
-from .api.routers import router
+from .api.routers import OptionalSlashRouter, router
 from .observability import metrics
 
 schema_view = get_schema_view(
@@ -26,11 +27,15 @@ schema_view = get_schema_view(
 router.register("organizations", OrganizationViewSet, basename="organization")
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("deployments", DeploymentViewSet, basename="deployment")
+# A cluster's agent lives under the cluster's URL and route names, served by the agents app's own viewset.
+cluster_agents = OptionalSlashRouter()
+cluster_agents.register("clusters", ClusterAgentViewSet, basename="cluster")
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
     path("agent/", include("agents.urls")),
     path("", include(router.urls)),
+    path("", include(cluster_agents.urls)),
 ]
 
 urlpatterns = [

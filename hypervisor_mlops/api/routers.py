@@ -1,4 +1,4 @@
-"""The one API router: every route answers with and without its trailing slash, with no redirect."""
+"""The API's routers: every route answers with and without its trailing slash, with no redirect."""
 from rest_framework.routers import DefaultRouter
 
 
