@@ -59,22 +59,6 @@ class Desired:
     def key(self) -> Key:
         return (self.deployment, self.attempt)
 
-    @classmethod
-    def from_json(cls, data: Mapping) -> Desired:
-        command = data.get("command")
-        return cls(
-            deployment=int(data["id"]),
-            attempt=int(data["attempt"]),
-            name=data.get("name", ""),
-            image=data["image"],
-            command=None if command is None else tuple(str(part) for part in command),
-            env={str(name): str(value) for name, value in (data.get("env") or {}).items()},
-            cpu=Decimal(str(data.get("cpu") or 0)),
-            ram=Decimal(str(data.get("ram") or 0)),
-            gpu=int(data.get("gpu") or 0),
-            stop_grace_seconds=int(data.get("stop_grace_seconds", 30)),
-        )
-
 
 @dataclass(frozen=True)
 class Actions:

@@ -1,7 +1,6 @@
 """The reconcile loop: observe the containers, report them, receive what should run, act on the difference."""
 from __future__ import annotations
 
-import base64
 import logging
 import socket
 import sys
@@ -9,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from cluster_agent import __version__
+from cluster_agent import __version__, protocol
 from cluster_agent.client import Refused, ServerClient, Unavailable
 from cluster_agent.decisions import NOT_STARTED_STATES, Desired, Key, Observed, plan_pass, reported_state
 from cluster_agent.logs import LogFollower
@@ -99,12 +98,12 @@ class Agent:
         observed = self.docker().list(self.uid)
         self.follow(observed)
         containers, logs, exited = self.report(observed)
-        failed = [{"deployment": d, "attempt": a, "error": error} for (d, a), error in failures.items()]
+        failed = [protocol.start_failure(deployment=d, attempt=a, error=error) for (d, a), error in failures.items()]
         response = self.server.sync(self.body(containers, failed, logs))
         self.last_sync = time.monotonic()
         self.adopt(response)
-        self.acknowledge(response.get("logs") or [])
-        desired = [Desired.from_json(entry) for entry in response["deployments"]]
+        self.acknowledge(protocol.held_output(response))
+        desired = protocol.desired_deployments(response)
         wanted = {want.key for want in desired}
         with self.lock:
             self.failures = {key: error for key, error in self.failures.items() if key in wanted}
@@ -122,22 +121,14 @@ class Agent:
                 log.debug("heartbeat failed (%s); the reconcile loop handles it", exc)
 
     def body(self, containers: list[dict] | None, start_failures: list[dict], logs: list[dict]) -> dict:
-        body = {
-            "hostname": socket.gethostname(),
-            "version": __version__,
-            "gpus": list(self.gpus),
-            "start_failures": start_failures,
-            "logs": logs,
-        }
-        if containers is not None:
-            body["containers"] = containers
-        return body
+        return protocol.sync_request(hostname=socket.gethostname(), version=__version__, gpus=list(self.gpus),
+                                     containers=containers, start_failures=start_failures, logs=logs)
 
     def adopt(self, response: dict) -> None:
-        agent = response.get("agent") or {}
-        self.uid = agent.get("uid") or self.uid
-        self.cluster = agent.get("cluster", self.cluster)
-        self.poll_seconds = float(response.get("poll_seconds") or DEFAULT_POLL_SECONDS)
+        uid, cluster = protocol.identity(response)
+        self.uid = uid or self.uid
+        self.cluster = self.cluster if cluster is None else cluster
+        self.poll_seconds = protocol.poll_seconds(response) or DEFAULT_POLL_SECONDS
 
     def docker(self) -> Runtime:
         if self.runtime is None:
@@ -165,30 +156,22 @@ class Agent:
                 offset, data, drained = follower.take(budget)
                 budget -= len(data)
                 if data:
-                    logs.append({
-                        "deployment": container.deployment,
-                        "attempt": container.attempt,
-                        "offset": offset,
-                        "data": base64.b64encode(data).decode("ascii"),
-                    })
+                    logs.append(protocol.log_chunk(deployment=container.deployment, attempt=container.attempt,
+                                                   offset=offset, data=data))
             state = reported_state(container.state, drained)
             if state == "exited":
                 exited.add(container.container_id)
-            containers.append({
-                "deployment": container.deployment,
-                "attempt": container.attempt,
-                "container": container.container_id,
-                "state": state,
-                "exit_code": container.exit_code if state == "exited" else None,
-            })
+            containers.append(protocol.seen_container(deployment=container.deployment, attempt=container.attempt,
+                                                      container=container.container_id, state=state,
+                                                      exit_code=container.exit_code))
         return containers, logs, exited
 
-    def acknowledge(self, held: list[dict]) -> None:
+    def acknowledge(self, held: list[tuple[int, int, int]]) -> None:
         by_key = {follower.key: follower for follower in self.followers.values()}
-        for entry in held:
-            follower = by_key.get((entry["deployment"], entry["attempt"]))
+        for deployment, attempt, offset in held:
+            follower = by_key.get((deployment, attempt))
             if follower is not None:
-                follower.acknowledge(int(entry["offset"]))
+                follower.acknowledge(offset)
 
     def act(
         self,

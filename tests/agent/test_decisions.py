@@ -1,5 +1,4 @@
 """The agent's decisions, without Docker: free GPU indices, what may start now, what is stale, log cuts."""
-from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,16 +21,6 @@ def running(deployment: int, attempt: int = 1, gpus: tuple[int, ...] = (), state
 
 def want(deployment: int, attempt: int = 1, gpu: int = 0) -> Desired:
     return Desired(deployment, attempt, image="localhost/busybox:test", gpu=gpu)
-
-
-def test_desired_from_json_reads_decimals_exactly():
-    desired = Desired.from_json({
-        "id": 12, "attempt": 3, "name": "train", "image": "img:1", "command": ["sh", "-c", "echo hi"],
-        "env": {"K": "v"}, "cpu": "0.500", "ram": "0.250", "gpu": 1, "stop_grace_seconds": 5,
-    })
-    assert desired == Desired(12, 3, "train", "img:1", ("sh", "-c", "echo hi"), {"K": "v"},
-                              Decimal("0.5"), Decimal("0.25"), 1, 5)
-    assert Desired.from_json({"id": 1, "attempt": 1, "image": "i", "command": None}).command is None
 
 
 def test_free_gpus_are_lowest_first_and_exclude_live_containers():
