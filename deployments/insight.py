@@ -5,7 +5,7 @@ Everything is read from one snapshot, exactly as a scheduling pass would see it,
 `scheduling.insight` on the pure planner's terms.
 """
 from bisect import bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,15 +57,47 @@ def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Col
             continue  # no longer pending: it was read before a pass started it
         cluster = clusters[d.cluster_id]
         position, higher_ahead = positions[d.pk]
-        first, reservation = reservations[d.cluster_id]
-        behind = reservation if reservation and queue_key(d) > queue_key(first) else None
-        explanation = explain(d.demand, capacity=cluster.capacity, free=cluster.available,
-                              preemptible=lower[d.cluster_id](d.priority),
-                              waiting_for=[pk for pk, _ in waiting[d.pk]], queue_position=position,
-                              higher_ahead=higher_ahead, priority=d.priority, behind=behind)
+        explanation = _explain(d, cluster, lower[d.cluster_id], reservations[d.cluster_id],
+                               waiting_for=[pk for pk, _ in waiting[d.pk]], queue_position=position,
+                               higher_ahead=higher_ahead)
         insight[d.pk] = explanation, describe(explanation, d.demand, cluster.available, cluster.capacity,
                                               waiting[d.pk])
     return insight
+
+
+def pending_reasons() -> dict[int, Counter]:
+    """Per cluster, every one of them: how many pending deployments wait for each reason, the reason
+    `explain_pending` gives each (the metric). A fixed number of queries (plus the queue's head of a cluster
+    whose oldest pending deployment has waited long enough to reserve), one row read per pending deployment.
+
+    Unlike the API's answers these reads share no snapshot: a scrape is a sample, and a transaction of its own
+    would cost two statements on every scrape. A deployment started between two reads may be counted with
+    the reason it had a moment before."""
+    clusters = _insight_clusters(None)
+    lower = _lower_priority_holdings(list(clusters))
+    reservations = _reservations(clusters, lower)
+    rows = (Deployment.objects.pending().order_by()
+            .values_list("cluster_id", "pk", "priority", "cpu_required", "ram_required", "gpu_required",
+                         "created_at", Exists(unfinished_dependencies())))
+    reasons = {pk: Counter() for pk in clusters}
+    for cluster_id, pk, priority, cpu, ram, gpu, created_at, waiting in rows:
+        if cluster_id not in clusters:
+            continue  # created with a cluster after the clusters were read
+        queued = Pending(pk, priority, Resources(cpu, ram, gpu), created_at)
+        explanation = _explain(queued, clusters[cluster_id], lower[cluster_id], reservations[cluster_id],
+                               waiting_for=[pk] if waiting else [], queue_position=0, higher_ahead=0)
+        reasons[cluster_id][explanation.reason] += 1
+    return reasons
+
+
+def _explain(queued, cluster: Cluster, lower: Callable[[int], Resources],
+             reservation: tuple[Pending | None, Reservation | None], **position) -> Explanation:
+    """Why `queued` (a Deployment or a Pending) waits on `cluster`, as `_insight_clusters` read it: behind the
+    cluster's reservation when it comes after the reserved deployment in queue order."""
+    first, held = reservation
+    behind = held if held and queue_key(queued) > queue_key(first) else None
+    return explain(queued.demand, capacity=cluster.capacity, free=cluster.available,
+                   preemptible=lower(queued.priority), priority=queued.priority, behind=behind, **position)
 
 
 def reservation_of(cluster_id: int) -> Reservation | None:
@@ -78,12 +110,13 @@ def reservation_of(cluster_id: int) -> Reservation | None:
     return reservation
 
 
-def _insight_clusters(cluster_ids: list[int]) -> dict[int, Cluster]:
-    """The clusters, on the database's clock and with the submission time of their longest-waiting pending
-    deployment (`pending_since`), by which `_first_due` knows without reading the queue that none is due."""
+def _insight_clusters(cluster_ids: list[int] | None) -> dict[int, Cluster]:
+    """The clusters (every one for None), on the database's clock and with the submission time of their
+    longest-waiting pending deployment (`pending_since`), by which `_first_due` knows without reading the
+    queue that none is due."""
     oldest = Deployment.objects.filter(cluster_id=OuterRef("pk")).pending().order_by("created_at")
     return with_clock(Cluster.objects).annotate(pending_since=Subquery(oldest.values("created_at")[:1])
-                                                 ).in_bulk(cluster_ids)
+                                                 ).order_by("pk").in_bulk(cluster_ids)
 
 
 def _lower_priority_holdings(cluster_ids: list[int]) -> dict[int, Callable[[int], Resources]]:

@@ -1,5 +1,6 @@
 """GET /metrics: refused without the token, and exact values after known activity, in a bounded number of queries."""
 import io
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from clusters.models import Cluster
 from deployments.metrics import ADMISSION_WAIT_BUCKETS, LEDGER_DRIFT, SCHEDULING_PASS
 from deployments.models import Deployment, DeploymentEvent, EventKind
 from hypervisor_mlops.observability import metrics
+from tests.deployments.api import get, submit
 from tests.factories import ClusterFactory
 
 TOKEN = "scrape-token-for-tests"
@@ -217,3 +219,19 @@ def test_a_scrape_costs_the_same_queries_for_10_or_200_deployments(api_client, m
         scrape(api_client)
     assert Deployment.objects.count() == 200
     assert len(few.captured_queries) == len(many.captured_queries) <= 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pending_deployments_are_counted_under_the_reason_the_api_gives_each(dev, organization, metrics_token):
+    cluster = ClusterFactory(organization=organization, cpu_limit="8", ram_limit="64", gpu_limit=2,
+                             reserve_after_seconds=0)
+    holder = submit(dev, cluster, name="holder", gpu=1)
+    big = submit(dev, cluster, name="big", gpu=2)  # due at once: it reserves the free GPU
+    small = submit(dev, cluster, name="small", gpu=1)  # held back behind it
+    waiting = submit(dev, cluster, name="after", depends_on=[holder])
+    reasons = Counter(get(dev, pk)["scheduling"]["reason"] for pk in (big, small, waiting))
+    assert reasons == {"resources": 1, "reserved": 1, "dependencies": 1}
+
+    samples = scrape()
+    assert {reason: value(samples, "hypervisor_pending_deployments", cluster=str(cluster.pk), reason=reason)
+            for reason in reasons} == reasons
