@@ -9,6 +9,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
 from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.internals import set_prefetched
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
 from . import insight, lifecycle
@@ -148,12 +149,8 @@ def _relations_as_committed(deployment: Deployment, depends_on) -> None:
     """Its relations as its own transaction committed them, without the three queries that would read them back:
     the dependencies just validated, and no dependents or run attempts, which only later transactions can add.
     The answer is the deployment at its commit, as its `status` already is."""
-    cache = deployment._prefetched_objects_cache = {}
     for name, rows in (("depends_on", list(depends_on)), ("dependents", []), ("attempts", [])):
-        # What prefetch_related_objects leaves behind: a queryset marked done, holding the rows.
-        queryset = getattr(deployment, name).all()
-        queryset._result_cache, queryset._prefetch_done = rows, True
-        cache[name] = queryset
+        set_prefetched(deployment, name, rows)
 
 
 def _ensure_may_submit(cluster) -> None:

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
+from ..internals import redis_client
 from .exceptions import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def count_in_window(cache, key: str, *, seconds: int) -> int:
     if isinstance(cache, RedisCache):
         # The cache's own connection pool; INCR stores a plain integer, which the cache reads back as one.
         full_key = cache.make_and_validate_key(key)
-        client = cache._cache.get_client(full_key, write=True)
+        client = redis_client(cache, full_key)
         return client.register_script(COUNT_IN_WINDOW)(keys=[full_key], args=[seconds])
     # The embedded default's database cache has no atomic increment: add, then increment.
     cache.add(key, 0, timeout=seconds)

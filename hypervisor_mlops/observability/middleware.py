@@ -5,6 +5,7 @@ import time
 from django.core.signals import request_finished
 from django.dispatch import receiver
 
+from ..internals import evaluated_user
 from .logging import REQUEST_ID_HEADER, accepted_request_id, request_id
 from .metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 
@@ -61,9 +62,8 @@ def _context(request) -> dict:
     """Who made the request and what it was about, when known (DRF sets request.user once it authenticates)."""
     context = {}
     # Never evaluates Django's lazy user (a query for a log line): an unevaluated one has no pk to give.
-    user = request.__dict__.get("user")
-    user = getattr(user, "_wrapped", user)
-    if getattr(user, "is_authenticated", False) is True:
+    user = evaluated_user(request)
+    if user is not None:
         context["user"] = user.pk
     match = getattr(request, "resolver_match", None)
     if match is not None and "pk" in match.kwargs and match.url_name:
