@@ -1,11 +1,12 @@
-"""Shared fixtures: API clients, users, and members of an organization with a given role."""
+"""Shared fixtures: API clients, users, members of an organization with a given role, a cluster of it, and the
+OpenAPI document."""
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from organizations.models import Role
-from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -63,3 +64,23 @@ def member(organization):
 def dev(member):
     """An API client of a developer in `organization`."""
     return member(Role.DEVELOPER)
+
+
+@pytest.fixture
+def admin(member):
+    """An API client of an admin of `organization`."""
+    return member(Role.ADMIN)
+
+
+@pytest.fixture
+def cluster(organization):
+    """A cluster of `organization` with 4 CPU, 16 GB and 2 GPUs (modules that need another size define their own)."""
+    return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
+
+
+@pytest.fixture
+def schema(api_client) -> dict:
+    """The OpenAPI document as Swagger UI reads it."""
+    response = api_client.get("/swagger.json")
+    assert response.status_code == 200
+    return response.json()

@@ -12,7 +12,6 @@ import pytest
 
 from agents.models import Agent
 from deployments.models import Deployment, RunAttempt
-from organizations.models import Role
 from tests.agent.processes import AgentProcess, RuntimeSampler, by_deployment, labelled
 from tests.deployments.api import DEPLOYMENTS, action, get
 from tests.factories import ClusterFactory
@@ -43,11 +42,6 @@ def server():
 def _liveness(settings):
     for name, value in LIVENESS.items():
         setattr(settings, name, float(value))
-
-
-@pytest.fixture
-def admin(member):
-    return member(Role.ADMIN)
 
 
 @pytest.fixture

@@ -23,16 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def cluster(organization):
-    return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
-
-
-@pytest.fixture
-def admin(member):
-    return member(Role.ADMIN)
-
-
-@pytest.fixture
 def agent(admin, cluster):
     """The test speaking as the cluster's registered agent."""
     registered = register(admin, cluster)

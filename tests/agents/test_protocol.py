@@ -17,10 +17,8 @@ from agents.serializers import (
 from cluster_agent import protocol
 from cluster_agent.decisions import Desired
 from deployments.reports import SeenContainer, StartFailure
-from organizations.models import Role
 from tests.agents.sync import SYNC, agent_client, register
 from tests.deployments.api import submit
-from tests.factories import ClusterFactory
 
 REPORT = protocol.sync_request(
     hostname="gpu-host", version="1.2.3", gpus=[0, 1],
@@ -62,9 +60,7 @@ def test_an_exit_code_is_reported_only_for_an_exited_container():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_agent_reads_what_the_sync_view_answers(member, organization):
-    admin = member(Role.ADMIN)
-    cluster = ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
+def test_the_agent_reads_what_the_sync_view_answers(admin, cluster):
     client = agent_client(register(admin, cluster)["token"])
     pk = submit(admin, cluster, name="train", cpu="0.5", ram="0.25", gpu=1, command=["sh", "-c", "echo hi"],
                 env={"K": "v"}, stop_grace_seconds=5)

@@ -14,11 +14,6 @@ from tests.factories import ClusterFactory, MembershipFactory, UserFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def cluster(organization):
-    return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
-
-
 def test_created_deployment_answers_pending_then_runs_when_it_fits(dev, cluster):
     response = dev.post(DEPLOYMENTS, {"name": "train", "cluster": cluster.pk, "docker_image": "img:1",
                                       "cpu_required": "1.5", "ram_required": "2.25", "gpu_required": 1})

@@ -90,11 +90,6 @@ def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
 pytestmark_db = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def cluster(organization):
-    return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
-
-
 def scheduling(client, pk) -> dict:
     return get(client, pk)["scheduling"]
 

@@ -6,7 +6,6 @@ from django.test import Client
 
 from accounts.models import User
 from deployments.models import Deployment
-from organizations.models import Role
 from tests.deployments.api import action, get, submit
 from tests.factories import ClusterFactory
 
@@ -16,11 +15,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def cluster(organization):
     return ClusterFactory(organization=organization, cpu_limit="8", ram_limit="64", gpu_limit=0)
-
-
-@pytest.fixture
-def admin(member):
-    return member(Role.ADMIN)
 
 
 def cluster_url(cluster) -> str:

@@ -4,13 +4,6 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def schema(api_client) -> dict:
-    response = api_client.get("/swagger.json")
-    assert response.status_code == 200
-    return response.json()
-
-
 def test_schema_lists_the_auth_paths(schema):
     auth = {f"/api/v1/auth/{name}/" for name in ("register", "login", "refresh", "logout", "me")}
     assert auth <= set(schema["paths"])

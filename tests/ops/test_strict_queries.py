@@ -10,16 +10,11 @@ from django.urls import get_resolver
 from hypervisor_mlops.api.queries import StrictQueryParameters
 from organizations.models import Role
 from tests.deployments.api import DEPLOYMENTS, submit
-from tests.factories import PASSWORD, ClusterFactory
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLUSTERS, ORGANIZATIONS = "/api/v1/clusters/", "/api/v1/organizations/"
-
-
-@pytest.fixture
-def cluster(organization):
-    return ClusterFactory(organization=organization, cpu_limit="4", ram_limit="16", gpu_limit=2)
 
 
 @pytest.mark.parametrize("path", [CLUSTERS, ORGANIZATIONS, DEPLOYMENTS, "/api/v1/auth/me/"])
@@ -159,11 +154,6 @@ def test_every_api_view_refuses_undeclared_query_parameters():
     assert found
     for route, callback in found:
         assert issubclass(callback.cls, StrictQueryParameters), route
-
-
-@pytest.fixture
-def schema(api_client) -> dict:
-    return api_client.get("/swagger.json").json()
 
 
 def test_the_schema_types_path_ids_as_integers_and_documents_the_strictness(schema):
