@@ -142,9 +142,9 @@ class Deployment(models.Model):
     def status_reason(self, waiting: str = "") -> str:
         """Why the deployment is where it is, in words a user can act on.
 
-        For a pending one, `waiting` is why it waits now (see services.explain_pending), derived when read so
-        that scheduling passes never rewrite every queued row; `status_message` keeps the story of the last
-        transition, such as who preempted it.
+        For a pending one, `waiting` is why it waits now (see `deployments.insight.explain_pending`), derived
+        when read so that scheduling passes never rewrite every queued row; `status_message` keeps the story of
+        the last transition, such as who preempted it.
         """
         if self.status != Status.PENDING:
             return self.status_message or f"Running on cluster '{self.cluster.name}'."

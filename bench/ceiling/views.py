@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 PAGE_SIZE = 50
 MANAGERS = ("admin", "developer")
-# The service's marker key and TTL (deployments.services), so its worker clears the marker a message set.
+# The service's marker key and TTL (deployments.tasks), so its worker clears the marker a message set.
 MARKER_TTL_SECONDS = 60
 SCHEDULE_TASK = "deployments.tasks.schedule_cluster_task"
 
