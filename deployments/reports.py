@@ -46,6 +46,9 @@ class Change(Enum):
     STOPPED = "stopped"  # a container that had to stop is gone
 
 
+ENDINGS = frozenset({Change.EXITED, Change.START_FAILED, Change.VANISHED, Change.STOPPED})
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     change: Change
@@ -60,7 +63,8 @@ def runtime_transitions(open_attempts: Iterable[OpenAttempt], seen: Iterable[See
     """The changes a report implies, given the attempts still open; nothing for what is already recorded.
 
     A report is the agent's whole picture, so an open attempt missing from it has no container. Reports that
-    arrive twice or late therefore imply nothing new: every transition leaves the attempt's open state.
+    arrive twice or late therefore imply nothing new: every transition leaves the attempt's open state. Its
+    endings come first, then the starts.
     """
     seen_by_key = {(s.deployment, s.attempt): s for s in seen}
     failed = {(f.deployment, f.attempt): f for f in failures}
@@ -84,4 +88,6 @@ def runtime_transitions(open_attempts: Iterable[OpenAttempt], seen: Iterable[See
             transitions.append(Transition(Change.STARTED, attempt, container.container))
         elif container.state == "created" and container.container != attempt.container:
             transitions.append(Transition(Change.CREATED, attempt, container.container))
-    return transitions
+    # What ended comes before what started: a report that says a victim's container is gone and its
+    # preemptor's runs is applied, and told in the history, in the order it happened on the host.
+    return sorted(transitions, key=lambda t: t.change not in ENDINGS)

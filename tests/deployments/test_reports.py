@@ -97,3 +97,12 @@ def test_last_lines_oldest_first_and_whether_more_exist():
     assert last_lines("a\nb\nc\n", 2) == (["b", "c"], True)
     assert last_lines("a\nb\npartial", 5) == (["a", "b", "partial"], False)
     assert last_lines("a\n", 0) == ([], True)
+
+
+def test_a_reports_endings_come_before_its_starts_whatever_the_order_of_the_attempts():
+    preemptor = attempt(deployment=2)
+    victim = attempt(deployment=1, state="stopping", container="c1")
+    exited = attempt(deployment=3, state="running", container="c3")
+    report = [seen(deployment=2), seen(deployment=3, state="exited", exit_code=0)]
+    assert changes([preemptor, exited, victim], report) == [
+        (Change.EXITED, 3), (Change.STOPPED, 1), (Change.STARTED, 2)]
