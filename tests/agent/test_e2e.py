@@ -12,7 +12,8 @@ import pytest
 
 from agents.models import Agent
 from deployments.models import Deployment, RunAttempt
-from tests.agent.processes import AgentProcess, RuntimeSampler, by_deployment, labelled
+from tests.agent.processes import RuntimeSampler, by_deployment, labelled
+from tests.agent.steps import kinds, logs, run, runtime_state, settled, the_container, uid_of_cluster
 from tests.deployments.api import DEPLOYMENTS, action, get
 from tests.factories import ClusterFactory
 from tests.invariants import assert_capacity_and_exact_availability
@@ -47,69 +48,6 @@ def _liveness(settings):
 @pytest.fixture
 def cluster(organization):
     return ClusterFactory(organization=organization, cpu_limit="2", ram_limit="2", gpu_limit=3)
-
-
-@pytest.fixture
-def start_agent(admin, cluster, server, container_runtime, agent_installed, tmp_path):
-    """start_agent(gpus="") -> a running bin/agent for `cluster` (registered once); all are killed at the end."""
-    registered = {}
-    started = []
-
-    def start(gpus: str = "", token: str | None = None) -> AgentProcess:
-        if token is None:
-            if not registered:
-                response = admin.post(f"/api/v1/clusters/{cluster.pk}/agents/", {"name": "host-1"})
-                registered.update(response.json())
-            token = registered["token"]
-        agent = AgentProcess(server, token, container_runtime.docker_host, tmp_path, gpus).start()
-        agent.registered = registered
-        started.append(agent)
-        return agent
-
-    yield start
-    for agent in started:
-        agent.stop()
-    for uid in Agent.objects.values_list("uid", flat=True):
-        for summary in labelled(container_runtime, uid):
-            container_runtime.client.api.remove_container(summary["Id"], force=True)
-
-
-def uid_of_cluster(cluster) -> str:
-    return Agent.objects.get(cluster=cluster, revoked_at=None).uid
-
-
-def run(client, cluster, script: str, *, cpu="0.5", ram="0.25", gpu=0, priority=0, grace=1,
-        image="localhost/busybox:test", command=None) -> int:
-    body = {"name": "job", "cluster": cluster.pk, "docker_image": image, "cpu_required": cpu,
-            "ram_required": ram, "gpu_required": gpu, "priority": priority, "stop_grace_seconds": grace,
-            "command": command if command is not None else ["sh", "-c", script]}
-    response = client.post(DEPLOYMENTS, body)
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def settled(client, pk, *statuses, timeout=30) -> dict:
-    wait_until(lambda: get(client, pk)["status"] in statuses, timeout=timeout, what=f"#{pk} to be {statuses}")
-    return get(client, pk)
-
-
-def runtime_state(client, pk, state, timeout=30) -> dict:
-    wait_until(lambda: (get(client, pk)["runtime"] or {}).get("state") == state, timeout=timeout,
-               what=f"#{pk}'s container to be {state}")
-    return get(client, pk)
-
-
-def logs(client, pk, tail=100) -> dict:
-    return client.get(f"{DEPLOYMENTS}{pk}/logs/?tail={tail}").json()
-
-
-def kinds(client, pk) -> list[str]:
-    return [e["kind"] for e in client.get(f"{DEPLOYMENTS}{pk}/events/").json()["results"]]
-
-
-def the_container(runtime, uid, pk):
-    [container] = by_deployment(runtime, uid, pk)
-    return container
 
 
 # --- Running, exiting, logs ----------------------------------------------------------------------------------
