@@ -27,7 +27,7 @@ def record_heartbeat(*, agent: Agent, hostname: str, version: str) -> None:
 
 def requeue_lost_agents() -> int:
     """Requeue the running deployments of every cluster whose agent has been silent for
-    AGENT_LOST_AFTER_SECONDS (run by beat, or `manage.py watch_agents`). Returns how many were requeued."""
+    AGENT_LOST_AFTER_SECONDS (run by beat, or `manage.py sweep`). Returns how many were requeued."""
     lost = Agent.objects.live().silent_since(timezone.now() - timedelta(seconds=settings.AGENT_LOST_AFTER_SECONDS))
     lost = lost.filter(Exists(Deployment.objects.running().filter(cluster=OuterRef("cluster"))))
     return sum(requeue_from_lost_agent(agent_id) for agent_id in lost.values_list("pk", flat=True))

@@ -79,6 +79,8 @@ class SyncRequestSerializer(serializers.Serializer):
                                          help_text="Every container of the agent; omitted when it has not looked yet.")
     start_failures = StartFailureSerializer(many=True, default=list)
     logs = LogChunkSerializer(many=True, default=list)
+    volumes = serializers.ListField(child=serializers.IntegerField(**ID), max_length=10_000, default=list,
+                                    help_text="The deployments whose volumes (persist_path) the agent holds.")
 
     def validate_logs(self, chunks: list[dict]) -> list[dict]:
         if sum(len(chunk["data"]) for chunk in chunks) > MAX_LOG_CHUNK_BYTES:
@@ -97,7 +99,8 @@ class SyncRequestSerializer(serializers.Serializer):
 
 
 class DesiredDeploymentSerializer(serializers.Serializer):
-    """One deployment the agent must run now, as the container of its current attempt."""
+    """One deployment the agent must run now, as the container of its current run (`attempt` is the run's number:
+    each start by the scheduler and each restart in place is a new one)."""
 
     id = serializers.IntegerField(source="deployment.pk")
     attempt = serializers.IntegerField(source="number")
@@ -109,6 +112,8 @@ class DesiredDeploymentSerializer(serializers.Serializer):
     ram = serializers.DecimalField(source="deployment.ram_required", max_digits=12, decimal_places=3)
     gpu = serializers.IntegerField(source="deployment.gpu_required")
     stop_grace_seconds = serializers.IntegerField(source="deployment.stop_grace_seconds")
+    persist_path = serializers.CharField(source="deployment.persist_path", allow_null=True,
+                                         help_text="Where the deployment's own volume is mounted; null for none.")
 
 
 class SyncAgentSerializer(serializers.ModelSerializer):
@@ -130,3 +135,7 @@ class SyncResponseSerializer(serializers.Serializer):
     poll_seconds = serializers.FloatField()
     deployments = DesiredDeploymentSerializer(many=True, help_text="What must run now; stop everything else.")
     logs = LogOffsetSerializer(many=True)
+    remove_volumes = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Of the volumes reported, the deployments that are finished: remove each once no container of "
+                  "its deployment is left.")

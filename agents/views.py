@@ -96,10 +96,10 @@ class AgentSyncView(StrictQueryParameters, APIView):
         seen = report.seen()
         if seen is not None:
             runs.apply_agent_report(agent=agent, seen=seen, failures=report.failures())
-        desired = [a for a in attempts.open_attempts(agent_id=agent.pk) if a.state != a.State.STOPPING]
         return Response(SyncResponseSerializer({
             "agent": agent,
             "poll_seconds": settings.AGENT_POLL_SECONDS,
-            "deployments": desired,
+            "deployments": attempts.wanted_runs(agent_id=agent.pk),
             "logs": [{"deployment": d, "attempt": n, "offset": offset} for d, n, offset in held],
+            "remove_volumes": attempts.finished_volumes(report.validated_data["volumes"]),
         }).data)

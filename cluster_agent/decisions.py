@@ -54,6 +54,7 @@ class Desired:
     ram: Decimal = Decimal(0)
     gpu: int = 0
     stop_grace_seconds: int = 30
+    persist_path: str | None = None  # where the deployment's own volume is mounted
 
     @property
     def key(self) -> Key:
@@ -156,13 +157,23 @@ def plan_pass(
                 else:
                     remove += (container,)
 
+    # Removals run before any start of the pass, so a container removed now no longer counts.
+    removed = {container.container_id for container in remove}
     start: list[tuple[Desired, tuple[int, ...]]] = []
     for want in wanted:
-        # At most one container per deployment: a new attempt waits until the old one is removed.
-        if not by_deployment.get(want.deployment) and want.gpu <= len(free):
+        # At most one container per deployment: a new attempt (or a restart's next run) starts only once the old
+        # container is gone or removed in this pass.
+        left = [c for c in by_deployment.get(want.deployment, []) if c.container_id not in removed]
+        if not left and want.gpu <= len(free):
             start.append((want, tuple(free[: want.gpu])))
             free = free[want.gpu:]
     return Actions(start=tuple(start), resume=tuple(resume), remove=remove)
+
+
+def volumes_to_remove(finished: Iterable[int], volumes: Mapping[int, str], observed: Iterable[Observed]) -> list[str]:
+    """The volumes (deployment -> name) of finished deployments that no container of theirs uses any more."""
+    in_use = {container.deployment for container in observed}
+    return [volumes[deployment] for deployment in sorted(set(finished) & set(volumes)) if deployment not in in_use]
 
 
 def log_cut(buffer: bytes | bytearray, done: bool, limit: int) -> int:

@@ -10,7 +10,15 @@ from collections.abc import Callable, Sequence
 
 from cluster_agent import __version__, protocol
 from cluster_agent.client import Refused, ServerClient, Unavailable
-from cluster_agent.decisions import NOT_STARTED_STATES, Desired, Key, Observed, plan_pass, reported_state
+from cluster_agent.decisions import (
+    NOT_STARTED_STATES,
+    Desired,
+    Key,
+    Observed,
+    plan_pass,
+    reported_state,
+    volumes_to_remove,
+)
 from cluster_agent.logs import LogFollower
 from cluster_agent.runtime import CONCURRENT_ACTIONS, ERRORS, Runtime, StartFailed
 
@@ -96,10 +104,11 @@ class Agent:
         with self.lock:
             in_flight, creating, failures = dict(self.starting), set(self.creating), dict(self.failures)
         observed = self.docker().list(self.uid)
+        volumes = self.docker().volumes(self.uid)
         self.follow(observed)
         containers, logs, exited = self.report(observed)
         failed = [protocol.start_failure(deployment=d, attempt=a, error=error) for (d, a), error in failures.items()]
-        response = self.server.sync(self.body(containers, failed, logs))
+        response = self.server.sync(self.body(containers, failed, logs, list(volumes)))
         self.last_sync = time.monotonic()
         self.adopt(response)
         self.acknowledge(protocol.held_output(response))
@@ -108,6 +117,8 @@ class Agent:
         with self.lock:
             self.failures = {key: error for key, error in self.failures.items() if key in wanted}
         self.act(desired, observed, in_flight, creating, set(failures) & wanted, exited)
+        for name in volumes_to_remove(protocol.finished_volumes(response), volumes, observed):
+            self.docker().remove_volume(name)
 
     def heartbeat(self, server: ServerClient) -> None:
         """Liveness must not wait on the runtime: while a pass is slow, a sync with no picture (which changes
@@ -120,9 +131,10 @@ class Agent:
             except (Unavailable, Refused) as exc:
                 log.debug("heartbeat failed (%s); the reconcile loop handles it", exc)
 
-    def body(self, containers: list[dict] | None, start_failures: list[dict], logs: list[dict]) -> dict:
+    def body(self, containers: list[dict] | None, start_failures: list[dict], logs: list[dict],
+             volumes: list[int] = ()) -> dict:
         return protocol.sync_request(hostname=socket.gethostname(), version=__version__, gpus=list(self.gpus),
-                                     containers=containers, start_failures=start_failures, logs=logs)
+                                     containers=containers, start_failures=start_failures, logs=logs, volumes=volumes)
 
     def adopt(self, response: dict) -> None:
         uid, cluster = protocol.identity(response)

@@ -13,10 +13,11 @@ from cluster_agent.decisions import Desired
 
 
 def sync_request(*, hostname: str, version: str, gpus: list[int], containers: list[dict] | None,
-                 start_failures: list[dict], logs: list[dict]) -> dict:
-    """The report: `containers` None when the agent has not looked yet (an empty list says none exist)."""
+                 start_failures: list[dict], logs: list[dict], volumes: list[int] = ()) -> dict:
+    """The report: `containers` None when the agent has not looked yet (an empty list says none exist);
+    `volumes` the deployments whose volumes it holds."""
     body = {"hostname": hostname, "version": version, "gpus": list(gpus), "start_failures": start_failures,
-            "logs": logs}
+            "logs": logs, "volumes": sorted(volumes)}
     if containers is not None:
         body["containers"] = containers
     return body
@@ -52,6 +53,7 @@ def desired(entry: Mapping) -> Desired:
         ram=Decimal(str(entry.get("ram") or 0)),
         gpu=int(entry.get("gpu") or 0),
         stop_grace_seconds=int(entry.get("stop_grace_seconds", 30)),
+        persist_path=entry.get("persist_path") or None,
     )
 
 
@@ -69,6 +71,11 @@ def identity(response: Mapping) -> tuple[str | None, int | None]:
 def poll_seconds(response: Mapping) -> float | None:
     """How long the server asks agents to wait between syncs; None when it does not say."""
     return float(response["poll_seconds"]) if response.get("poll_seconds") else None
+
+
+def finished_volumes(response: Mapping) -> list[int]:
+    """The deployments, of the volumes reported, that are finished: their volumes go once unused."""
+    return [int(deployment) for deployment in response.get("remove_volumes") or []]
 
 
 def held_output(response: Mapping) -> list[tuple[int, int, int]]:

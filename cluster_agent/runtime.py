@@ -38,6 +38,10 @@ def container_name(deployment: int, attempt: int, uid: str) -> str:
     return f"hv-{deployment}-{attempt}-{uid[:8]}"
 
 
+def volume_name(deployment: int, uid: str) -> str:
+    return f"hv-{uid[:8]}-deployment-{deployment}"
+
+
 def format_gpus(gpus: Sequence[int]) -> str:
     return ",".join(str(index) for index in gpus)
 
@@ -144,9 +148,13 @@ class Runtime:
             },
             "environment": {**want.env, **gpu_environment(gpus)},
             "detach": True,
-            "host_config": self.client.api.create_host_config(**limits(want)),
         }
         try:
+            mounts = {}
+            if want.persist_path:
+                config["volumes"] = [want.persist_path]
+                mounts["binds"] = [f"{self.volume(want.deployment, uid)}:{want.persist_path}:rw"]
+            config["host_config"] = self.client.api.create_host_config(**limits(want), **mounts)
             try:
                 return self.client.api.create_container(**config)["Id"]
             except docker.errors.ImageNotFound:
@@ -157,6 +165,35 @@ class Runtime:
             if is_name_conflict(exc):
                 return None
             raise StartFailed(explain(exc)) from exc
+
+    def volume(self, deployment: int, uid: str) -> str:
+        """The deployment's own volume, labelled like its containers: made on its first use, found after."""
+        name = volume_name(deployment, uid)
+        try:
+            self.client.api.inspect_volume(name)
+        except NotFound:
+            try:
+                self.client.api.create_volume(name, labels={AGENT: uid, DEPLOYMENT: str(deployment)})
+            except APIError:
+                self.client.api.inspect_volume(name)  # made meanwhile by another start: fine; else it raises
+        return name
+
+    def volumes(self, uid: str) -> dict[int, str]:
+        """This agent's volumes: deployment -> name."""
+        listed = self.client.api.volumes(filters={"label": f"{AGENT}={uid}"}).get("Volumes") or []
+        found = {}
+        for entry in listed:
+            try:
+                found[int((entry.get("Labels") or {})[DEPLOYMENT])] = entry["Name"]
+            except (KeyError, ValueError):
+                log.warning("ignoring volume %s: its labels are not the agent's", entry.get("Name"))
+        return found
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.client.api.remove_volume(name)
+        except NotFound:
+            pass
 
     def resume(self, container_id: str) -> None:
         """Starts a created container; one that cannot start is removed, so a retry begins from nothing."""

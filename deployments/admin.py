@@ -36,13 +36,14 @@ class InsightChangeList(ChangeList):
 
 @admin.register(Deployment)
 class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
-    list_display = ("id", "name", "cluster", "status", "waiting_reason", "queue_position", "priority", "cpu_required",
-                    "ram_required", "gpu_required", "preemption_count", "created_at")
-    list_filter = ("status", "cluster", "cluster__organization", "priority")
+    list_display = ("id", "name", "cluster", "status", "waiting_reason", "queue_position", "end_reason", "priority",
+                    "cpu_required", "ram_required", "gpu_required", "restart_count", "preemption_count", "created_at")
+    list_filter = ("status", "end_reason", "restart_policy", "cluster", "cluster__organization", "priority")
     list_select_related = ("cluster",)
     search_fields = ("name", "docker_image")
-    readonly_fields = ("status", "status_message", "preemption_count", "created_by", "created_at", "started_at",
-                       "finished_at", "scheduling", "exit_code", "runtime", "last_log_lines")
+    readonly_fields = ("status", "status_message", "end_reason", "restart_count", "preemption_count", "created_by",
+                       "created_at", "started_at", "finished_at", "scheduling", "exit_code", "runtime",
+                       "last_log_lines")
     inlines = (DeploymentEventInline,)
     actions = ("cancel", "reschedule")
 
@@ -52,7 +53,8 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "cluster", "priority", "cpu_required", "ram_required", "gpu_required",
-                "depends_on", "command", "env", "stop_grace_seconds")
+                "depends_on", "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts",
+                "time_limit_seconds", "persist_path")
 
     def get_changelist(self, request, **kwargs):
         return InsightChangeList
@@ -78,8 +80,10 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
         if latest is None:
             return "No container (ledger-only, or not started yet)."
         code = "" if latest.exit_code is None else f", exit code {latest.exit_code}"
-        return (f"Attempt {latest.number}: {latest.state}{code}; container {latest.container[:12] or '-'}"
-                f" on agent #{latest.agent_id}, updated {latest.updated_at:%Y-%m-%d %H:%M:%S} UTC")
+        due = f" (restart due {latest.not_before:%H:%M:%S} UTC)" if latest.not_before else ""
+        return (f"Attempt {latest.attempt}: {latest.state}{due}{code}; run {latest.number}, container "
+                f"{latest.container[:12] or '-'} on agent #{latest.agent_id}, updated "
+                f"{latest.updated_at:%Y-%m-%d %H:%M:%S} UTC")
 
     @admin.display(description=f"Last {ADMIN_LOG_LINES} log lines")
     def last_log_lines(self, deployment: Deployment) -> str:

@@ -3,7 +3,7 @@ import django_filters
 
 from hypervisor_mlops.api.filters import WholeNumberFilter
 
-from .models import Deployment, Status
+from .models import Deployment, EndReason, Status
 
 
 class DeploymentFilter(django_filters.FilterSet):
@@ -13,7 +13,8 @@ class DeploymentFilter(django_filters.FilterSet):
     cluster = WholeNumberFilter(field_name="cluster_id")
     organization = WholeNumberFilter(field_name="cluster__organization_id")
     priority = WholeNumberFilter(min_value=-(2**31), max_value=2**31 - 1)  # the signed 32-bit range of priorities
+    end_reason = django_filters.MultipleChoiceFilter(choices=EndReason.choices, distinct=False)
 
     class Meta:
         model = Deployment
-        fields = ("status", "cluster", "organization", "priority")
+        fields = ("status", "cluster", "organization", "priority", "end_reason")

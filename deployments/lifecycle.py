@@ -13,7 +13,7 @@ from clusters.models import Cluster
 from hypervisor_mlops.api.exceptions import Conflict
 
 from .attempts import stop_containers
-from .models import Deployment, DeploymentEvent, EventKind, Status
+from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status
 from .snapshot import unfinished_dependencies
 from .tasks import request_scheduling
 
@@ -56,19 +56,20 @@ def finish_deployment(*, deployment_id: int, status: Status, actor: User | None)
         if not deployment.can_become(status):
             raise Conflict(f"A {deployment.status} deployment cannot be {FINISH_VERBS[status]}.")
         by = f" by {actor.username}" if actor else ""
-        finish_locked(cluster, deployment, status, f"{FINISH_VERBS[status].capitalize()}{by}.")
+        finish_locked(cluster, deployment, status, f"{FINISH_VERBS[status].capitalize()}{by}.", EndReason.USER)
     return deployment
 
 
-def finish_locked(cluster: Cluster, deployment: Deployment, status: Status, message: str,
-                   exit_code: int | None = None) -> None:
+def finish_locked(cluster: Cluster, deployment: Deployment, status: Status, message: str, end_reason: EndReason,
+                  exit_code: int | None = None) -> None:
     """The finish itself, with the cluster and the deployment already locked and the transition checked."""
     was_running = deployment.status == Status.RUNNING
     deployment.status = status
     deployment.status_message = message
+    deployment.end_reason = end_reason
     deployment.finished_at = timezone.now()
     deployment.exit_code = exit_code
-    deployment.save(update_fields=["status", "status_message", "finished_at", "exit_code"])
+    deployment.save(update_fields=["status", "status_message", "end_reason", "finished_at", "exit_code"])
     DeploymentEvent.objects.create(deployment=deployment, kind=FINISH_EVENTS[status], message=message)
     if was_running:
         cluster.set_allocated(cluster.allocated - deployment.demand)
@@ -80,16 +81,19 @@ def finish_locked(cluster: Cluster, deployment: Deployment, status: Status, mess
         _cancel_dependents(deployment)
 
 
-PLACEMENT_FIELDS = ("cluster", "cpu_required", "ram_required", "gpu_required")
+# Fixed once a deployment has been scheduled: where it runs, what it holds, and how it runs and ends.
+FIXED_ONCE_SCHEDULED = ("cluster", "cpu_required", "ram_required", "gpu_required", "restart_policy",
+                        "max_restarts", "time_limit_seconds", "persist_path")
 
 
 def update_deployment(*, deployment_id: int, **changes) -> Deployment:
-    """Edit a deployment. Its cluster and resource request are fixed once it has been scheduled (409)."""
+    """Edit a deployment. Its cluster, resource request and lifecycle fields are fixed once it has been
+    scheduled (409)."""
     with transaction.atomic():
         cluster, deployment = lock_with_cluster(deployment_id)
         cluster_id = cluster.pk
-        moved = [f for f in PLACEMENT_FIELDS if f in changes and changes[f] != getattr(deployment, f)]
-        if moved and (deployment.status != Status.PENDING or deployment.started_at or deployment.preemption_count):
+        moved = [f for f in FIXED_ONCE_SCHEDULED if f in changes and changes[f] != getattr(deployment, f)]
+        if moved and deployment.has_been_scheduled:
             raise Conflict(f"{', '.join(moved)} cannot change once a deployment has been scheduled.")
         for field, value in changes.items():
             setattr(deployment, field, value)
@@ -151,7 +155,8 @@ def _cancel_dependents(root: Deployment) -> None:
             _dependents_of(frontier).order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True)
         )
         Deployment.objects.filter(pk__in=frontier).update(
-            status=Status.CANCELLED, status_message=message, finished_at=timezone.now()
+            status=Status.CANCELLED, status_message=message, end_reason=EndReason.DEPENDENCY,
+            finished_at=timezone.now()
         )
         DeploymentEvent.objects.bulk_create(
             DeploymentEvent(deployment_id=pk, kind=EventKind.CANCELLED, message=message) for pk in frontier

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from . import insight
-from .models import Deployment, DeploymentEvent, EventKind, Status
+from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status
 
 SCHEDULING_PASS = Histogram(
     "hypervisor_scheduling_pass_seconds", "Duration of one scheduling pass over one cluster.",
@@ -34,14 +34,23 @@ class DeploymentCollector:
         # The reasons are `deployments.insight`'s, as the API and the admin give them, for every cluster.
         reasons = insight.pending_reasons()
         cluster_ids = list(reasons)
-        by_status = {(c, s): n for c, s, n in Deployment.objects.order_by().values("cluster_id", "status")
-                     .annotate(n=Count("pk")).values_list("cluster_id", "status", "n")}
+        by_status, by_end = Tally(), Tally()
+        for cluster_id, status, end_reason, n in (
+                Deployment.objects.order_by().values("cluster_id", "status", "end_reason").annotate(n=Count("pk"))
+                .values_list("cluster_id", "status", "end_reason", "n")):
+            by_status[cluster_id, status] += n
+            by_end[cluster_id, end_reason] += n
         deployments = GaugeMetricFamily("hypervisor_deployments", "Deployments, by cluster and status.",
                                         labels=["cluster", "status"])
+        finished = CounterMetricFamily("hypervisor_deployments_finished", "Finished deployments, by why they ended.",
+                                       labels=["cluster", "end_reason"])
         for pk in cluster_ids:
             for status in Status.values:
-                deployments.add_metric([str(pk), status], by_status.get((pk, status), 0))
+                deployments.add_metric([str(pk), status], by_status[pk, status])
+            for end_reason in EndReason.values:
+                finished.add_metric([str(pk), end_reason], by_end[pk, end_reason])
         yield deployments
+        yield finished
         yield self._pending_by_reason(reasons)
         yield from self._events(cluster_ids)
         yield self._admission_wait()

@@ -34,7 +34,28 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class RestartPolicy(models.TextChoices):
+    NEVER = "never", "Never"
+    ON_FAILURE = "on_failure", "On failure"
+    ALWAYS = "always", "Always"
+
+
+class EndReason(models.TextChoices):
+    EXITED = "exited", "Its container exited"
+    TIME_LIMIT = "time_limit", "Time limit"
+    RESTARTS_EXHAUSTED = "restarts_exhausted", "Restarts exhausted"
+    START_ERROR = "start_error", "Could not start"
+    VANISHED = "vanished", "Container vanished"
+    OOM_KILLED = "oom_killed", "Out of memory"
+    USER = "user", "By a user"
+    DEPENDENCY = "dependency", "A dependency can never complete"
+
+
 MAX_STOP_GRACE_SECONDS = 3600
+MAX_RESTARTS = 10_000
+DEFAULT_MAX_RESTARTS = 5
+MAX_TIME_LIMIT_SECONDS = 365 * 24 * 3600
+MAX_PERSIST_PATH = 255
 
 
 class Deployment(models.Model):
@@ -79,9 +100,19 @@ class Deployment(models.Model):
     env = models.JSONField(default=dict, blank=True)
     stop_grace_seconds = models.PositiveIntegerField(default=30)
     exit_code = models.IntegerField(null=True, blank=True, editable=False)
+    # How it ends and lives on: restarts in place, a deadline, a volume that outlives its containers.
+    restart_policy = models.CharField(max_length=16, choices=RestartPolicy.choices, default=RestartPolicy.NEVER)
+    max_restarts = models.PositiveIntegerField(null=True, blank=True, default=DEFAULT_MAX_RESTARTS)
+    time_limit_seconds = models.PositiveIntegerField(null=True, blank=True, default=None)
+    persist_path = models.CharField(max_length=MAX_PERSIST_PATH, null=True, blank=True, default=None)
+    restart_count = models.PositiveIntegerField(default=0, editable=False)
+    end_reason = models.CharField(max_length=32, choices=EndReason.choices, null=True, blank=True, editable=False)
     # The number of its current run attempt (0: never started by an agent): each start on an agent's host
-    # is a new attempt, and only the current one's container may live.
+    # is a new attempt; a restart in place keeps it.
     attempt = models.PositiveIntegerField(default=0, editable=False)
+    # The number of its current container run (the agent's key): a new one for each attempt and each restart
+    # in place, and only the current one's container may live.
+    run = models.PositiveIntegerField(default=0, editable=False)
 
     objects = DeploymentQuerySet.as_manager()
 
@@ -127,6 +158,30 @@ class Deployment(models.Model):
                 name="%(app_label)s_%(class)s_running_has_started_at",
                 violation_error_message="A running deployment has a start time.",
             ),
+            models.CheckConstraint(
+                condition=models.Q(restart_policy__in=RestartPolicy.values),
+                name="%(app_label)s_%(class)s_restart_policy_valid",
+                violation_error_message="Unknown restart policy.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_restarts__isnull=True) | models.Q(max_restarts__lte=MAX_RESTARTS),
+                name="%(app_label)s_%(class)s_max_restarts_bounded",
+                violation_error_message=f"max_restarts is at most {MAX_RESTARTS}.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(time_limit_seconds__isnull=True)
+                | models.Q(time_limit_seconds__gte=1, time_limit_seconds__lte=MAX_TIME_LIMIT_SECONDS),
+                name="%(app_label)s_%(class)s_time_limit_bounded",
+                violation_error_message=f"time_limit_seconds is between 1 and {MAX_TIME_LIMIT_SECONDS}.",
+            ),
+            # A finished deployment says why it ended; an active one has not ended.
+            models.CheckConstraint(
+                condition=models.Q(status__in=(Status.PENDING, Status.RUNNING), end_reason__isnull=True)
+                | (~models.Q(status__in=(Status.PENDING, Status.RUNNING))
+                   & models.Q(end_reason__in=EndReason.values)),
+                name="%(app_label)s_%(class)s_end_reason_iff_finished",
+                violation_error_message="A finished deployment has an end reason, and only a finished one.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -135,6 +190,11 @@ class Deployment(models.Model):
     @property
     def demand(self) -> Resources:
         return Resources(self.cpu_required, self.ram_required, self.gpu_required)
+
+    @property
+    def has_been_scheduled(self) -> bool:
+        """Whether it ever started: its placement and how it runs are fixed from then on."""
+        return bool(self.status != Status.PENDING or self.started_at or self.preemption_count or self.attempt)
 
     def can_become(self, status: str) -> bool:
         return self.status in self.ALLOWED_SOURCES[status]
@@ -155,6 +215,7 @@ class EventKind(models.TextChoices):
     QUEUED = "queued", "Queued"
     SCHEDULED = "scheduled", "Scheduled"
     STARTED = "started", "Started"
+    RESTARTED = "restarted", "Restarted"
     STOPPED = "stopped", "Stopped"
     PREEMPTED = "preempted", "Preempted"
     REQUEUED = "requeued", "Requeued"
@@ -200,11 +261,12 @@ OPEN_ATTEMPT_STATES = (AttemptState.STARTING, AttemptState.RUNNING, AttemptState
 
 
 class RunAttempt(models.Model):
-    """One start of a deployment on its agent's host: at most one container, in the state last reported.
+    """One container run of a deployment on its agent's host, in the state last reported.
 
-    `starting` until the agent reports the container running, `stopping` once the deployment no longer holds
-    resources while its container may live, then `stopped` when it is gone, or `exited` when the container
-    ended by itself (its exit finished the deployment).
+    `starting` until the agent reports the container running (while `not_before` is ahead, the run waits out
+    a restart's backoff), `stopping` once the deployment no longer holds resources while its container may
+    live, then `stopped` when it is gone, or `exited` when the container ended by itself (its exit finished
+    the deployment, or was followed by a restart in place: the next run of the same attempt).
     """
 
     State = AttemptState
@@ -212,8 +274,13 @@ class RunAttempt(models.Model):
     OPEN_STATES = OPEN_ATTEMPT_STATES
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="attempts")
-    number = models.PositiveIntegerField()
+    number = models.PositiveIntegerField()  # the deployment's `run` when it was made: the agent's key
+    attempt = models.PositiveIntegerField()  # the deployment's `attempt` it is a run of: what users see
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="attempts")
+    # The restart it is (0: the attempt's first run), as the backoff counts it: 0 again after a long run.
+    restart_step = models.PositiveIntegerField(default=0)
+    not_before = models.DateTimeField(null=True, blank=True)  # a restart waits out its backoff until then
+    running_since = models.DateTimeField(null=True, blank=True)  # when the agent first reported it running
     container = models.CharField(max_length=128, blank=True)
     state = models.CharField(max_length=16, choices=AttemptState.choices, default=AttemptState.STARTING)
     exit_code = models.IntegerField(null=True, blank=True)

@@ -1,9 +1,12 @@
-"""What agents report about the deployments they run: containers started, exited, failed to start, vanished
-or stopped, their output, and the work of an agent that was lost. Each is decided by the pure
-`deployments.reports` and applied under the cluster's lock."""
+"""What agents report about the deployments they run: containers started, exited (ending the deployment or
+restarting it in place), failed to start, vanished or stopped, their output, and the work of an agent that
+was lost. Each is decided by the pure `deployments.reports` and `deployments.restarts` and applied under the
+cluster's lock."""
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,11 +15,21 @@ from clusters.locks import lock_cluster
 from clusters.models import Cluster
 from scheduling.resources import Resources
 
-from .attempts import stop_containers
+from .attempts import begin_restart, stop_containers
 from .lifecycle import FINISH_VERBS, finish_locked
-from .models import AttemptState, Deployment, DeploymentEvent, DeploymentLog, EventKind, RunAttempt, Status
+from .models import (
+    AttemptState,
+    Deployment,
+    DeploymentEvent,
+    DeploymentLog,
+    EndReason,
+    EventKind,
+    RunAttempt,
+    Status,
+)
 from .output import bounded, clean_output
 from .reports import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
+from .restarts import Backoff, exhausted, restarts_after
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +49,9 @@ def apply_agent_report(*, agent: Agent, seen: list[SeenContainer], failures: lis
         transitions = runtime_transitions(_open_snapshot(agent.pk), seen, failures)
         deployments = Deployment.objects.select_for_update(no_key=True).filter(
             pk__in=[t.attempt.deployment for t in transitions]).order_by("pk").in_bulk()
+        now = timezone.now()
         for transition in transitions:
-            _apply_transition(cluster, agent, deployments[transition.attempt.deployment], transition)
+            _apply_transition(cluster, agent, deployments[transition.attempt.deployment], transition, now)
     return bool(transitions)
 
 
@@ -55,35 +69,69 @@ ATTEMPT_STATE_AFTER = {
 }
 
 
-def _apply_transition(cluster: Cluster, agent: Agent, deployment: Deployment, transition: Transition) -> None:
+def _apply_transition(cluster: Cluster, agent: Agent, deployment: Deployment, transition: Transition,
+                      now: datetime) -> None:
     attempt, change, short = transition.attempt, transition.change, transition.container[:12]
-    RunAttempt.objects.filter(pk=attempt.id).update(
-        state=ATTEMPT_STATE_AFTER[change] or attempt.state, container=transition.container,
-        exit_code=transition.exit_code, updated_at=timezone.now(),
-    )
+    current = deployment.status == Status.RUNNING and deployment.run == attempt.number
+    run = RunAttempt.objects.filter(pk=attempt.id)
+    run.update(state=ATTEMPT_STATE_AFTER[change] or attempt.state, container=transition.container,
+               exit_code=transition.exit_code, updated_at=now)
     # A container that ran and exited between two reports did start: the history says so.
     if change is Change.STARTED or (change is Change.EXITED and attempt.state == AttemptState.STARTING):
+        run.filter(running_since__isnull=True).update(running_since=now)
         DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STARTED,
                                        message=f"Container {short} started on agent '{agent.name}'.")
+        if current and deployment.status_message:  # a restart's countdown is over
+            deployment.status_message = ""
+            deployment.save(update_fields=["status_message"])
     if change is Change.STOPPED and short:
         code = "" if transition.exit_code is None else f" (exit code {transition.exit_code})"
         DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.STOPPED,
                                        message=f"Container {short} stopped{code}.")
+    if not current:
+        return
+    if change is Change.EXITED and restarts_after(deployment.restart_policy, transition.exit_code):
+        _restart_or_give_up(cluster, deployment, run.get(), now)
+        return
     ending = _ending(transition)
-    if ending and deployment.status == Status.RUNNING and deployment.attempt == attempt.number:
+    if ending:
         finish_locked(cluster, deployment, *ending, exit_code=transition.exit_code)
 
 
-def _ending(transition: Transition) -> tuple[Status, str] | None:
-    """How the change ends the deployment, if it runs that attempt: its status and the reason."""
+def _ending(transition: Transition) -> tuple[Status, str, EndReason] | None:
+    """How the change ends the deployment, if it runs that attempt: its status, the reason in words and why."""
     if transition.change is Change.EXITED:
         status = Status.COMPLETED if transition.exit_code == 0 else Status.FAILED
-        return status, f"{FINISH_VERBS[status].capitalize()}: its container exited with code {transition.exit_code}."
+        return (status, f"{FINISH_VERBS[status].capitalize()}: its container exited with code {transition.exit_code}.",
+                EndReason.EXITED)
     if transition.change is Change.START_FAILED:
-        return Status.FAILED, f"Failed to start: {transition.error}"[:500]
+        return Status.FAILED, f"Failed to start: {transition.error}"[:500], EndReason.START_ERROR
     if transition.change is Change.VANISHED:
-        return Status.FAILED, f"Failed: its container {transition.container[:12]} vanished from the agent's host."
+        return (Status.FAILED, f"Failed: its container {transition.container[:12]} vanished from the agent's host.",
+                EndReason.VANISHED)
     return None
+
+
+def _restart_or_give_up(cluster: Cluster, deployment: Deployment, exited: RunAttempt, now: datetime) -> None:
+    """The deployment's container exited and its policy restarts it: in place after its backoff, or, with its
+    restarts used up, not at all (it fails)."""
+    code, cap = exited.exit_code, deployment.max_restarts
+    if exhausted(deployment.restart_count, cap):
+        finish_locked(cluster, deployment, Status.FAILED,
+                      f"Failed: its container exited with code {code} and its {cap} restarts (max_restarts) "
+                      "are used up.", EndReason.RESTARTS_EXHAUSTED, exit_code=code)
+        return
+    backoff = Backoff(settings.RESTART_BACKOFF_SECONDS, settings.RESTART_BACKOFF_MAX_SECONDS,
+                      settings.RESTART_RESET_SECONDS)
+    ran = (now - exited.running_since).total_seconds() if exited.running_since else None
+    step = backoff.step_after(exited.restart_step, ran)
+    delay = backoff.delay(step)
+    begin_restart(deployment, exited, step=step, not_before=now + timedelta(seconds=delay))
+    which = f"{deployment.restart_count}{'' if cap is None else f' of {cap}'}"
+    deployment.status_message = f"Restarting ({which}) in {delay:g} s: its container exited with code {code}."
+    deployment.save(update_fields=["status_message"])
+    DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.RESTARTED,
+                                   message=f"Restart {which} after {delay:g} s: its container exited with code {code}.")
 
 
 def requeue_from_lost_agent(agent_id: int) -> int:

@@ -2,18 +2,28 @@
 import re
 from collections import Counter
 
+from django.utils import timezone
 from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from hypervisor_mlops.api.queries import QueryIntegerField
-from hypervisor_mlops.api.serializers import PageSerializer, StrictModelSerializer
+from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer
 from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
 
 from .insight import explain_pending
-from .models import MAX_STOP_GRACE_SECONDS, AttemptState, Deployment, DeploymentEvent
+from .models import (
+    MAX_PERSIST_PATH,
+    MAX_RESTARTS,
+    MAX_STOP_GRACE_SECONDS,
+    MAX_TIME_LIMIT_SECONDS,
+    AttemptState,
+    Deployment,
+    DeploymentEvent,
+    RestartPolicy,
+)
 from .output import MAX_TAIL
 
 INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
@@ -61,15 +71,32 @@ class ContainerStringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+BACKOFF = "backoff"
+
+
 class RuntimeSerializer(serializers.Serializer):
-    """The container of the deployment's latest run attempt, as its agent last reported it."""
+    """The container of the deployment's latest run, as its agent last reported it."""
 
     agent = serializers.IntegerField(source="agent_id")
     container = serializers.CharField(allow_blank=True, help_text="Empty until the agent has created it.")
-    state = serializers.ChoiceField(choices=AttemptState.choices)
-    attempt = serializers.IntegerField(source="number")
+    state = serializers.SerializerMethodField()
+    attempt = serializers.IntegerField(help_text="Each start by the scheduler is a new attempt; restarts keep it.")
     exit_code = serializers.IntegerField(allow_null=True)
+    next_start_at = serializers.SerializerMethodField()
     updated_at = serializers.DateTimeField()
+
+    @swagger_serializer_method(serializer_or_field=serializers.ChoiceField(choices=(*AttemptState.values, BACKOFF)))
+    def get_state(self, run) -> str:
+        return BACKOFF if self._waiting(run) else run.state
+
+    @swagger_serializer_method(serializer_or_field=serializers.DateTimeField(
+        allow_null=True, help_text="In `backoff`: when the restart is due."))
+    def get_next_start_at(self, run) -> str | None:
+        return serializers.DateTimeField().to_representation(run.not_before) if self._waiting(run) else None
+
+    @staticmethod
+    def _waiting(run) -> bool:
+        return run.state == AttemptState.STARTING and run.not_before is not None and run.not_before > timezone.now()
 
 
 class AmountsSerializer(serializers.Serializer):
@@ -108,6 +135,16 @@ class DeploymentSerializer(StrictModelSerializer):
                                 help_text="Environment variables of the container.")
     stop_grace_seconds = serializers.IntegerField(min_value=0, max_value=MAX_STOP_GRACE_SECONDS, required=False,
                                                   help_text="Seconds between SIGTERM and SIGKILL when it is stopped.")
+    restart_policy = serializers.ChoiceField(choices=RestartPolicy.choices, required=False,
+                                             help_text="Whether an exit restarts its container in place.")
+    max_restarts = serializers.IntegerField(min_value=0, max_value=MAX_RESTARTS, allow_null=True, required=False,
+                                            help_text="Restarts in place over its life; null for no cap.")
+    time_limit_seconds = serializers.IntegerField(
+        min_value=1, max_value=MAX_TIME_LIMIT_SECONDS, allow_null=True, required=False,
+        help_text="It ends `failed` this long after its latest start by the scheduler; null for no limit.")
+    persist_path = StrictCharField(max_length=MAX_PERSIST_PATH, allow_null=True, required=False,
+                                   help_text="An absolute path in the container where a volume of its own outlives "
+                                             "its containers.")
     runtime = serializers.SerializerMethodField()
 
     class Meta:
@@ -115,12 +152,12 @@ class DeploymentSerializer(StrictModelSerializer):
         fields = (
             "id", "name", "organization", "cluster", "docker_image", "priority",
             "cpu_required", "ram_required", "gpu_required", "depends_on", "dependents",
-            "command", "env", "stop_grace_seconds",
-            "status", "status_reason", "scheduling", "exit_code", "runtime", "preemption_count", "created_by", "created_at",
-            "started_at", "finished_at",
+            "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts", "time_limit_seconds",
+            "persist_path", "status", "status_reason", "scheduling", "exit_code", "end_reason", "restart_count",
+            "runtime", "preemption_count", "created_by", "created_at", "started_at", "finished_at",
         )
-        read_only_fields = ("status", "exit_code", "preemption_count", "created_by", "created_at", "started_at",
-                            "finished_at")
+        read_only_fields = ("status", "exit_code", "end_reason", "restart_count", "preemption_count", "created_by",
+                            "created_at", "started_at", "finished_at")
 
     def _insight(self, deployment: Deployment):
         """(explanation, sentence) of a pending deployment, computed once for the whole page it is on; no
@@ -149,6 +186,14 @@ class DeploymentSerializer(StrictModelSerializer):
         # The view prefetches the attempts newest first; none means a ledger-only run, or no start yet.
         latest = next(iter(deployment.attempts.all()), None)
         return RuntimeSerializer(latest).data if latest else None
+
+    def validate_persist_path(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        _no_nul(path)
+        if not path.startswith("/") or not path.strip("/") or ".." in path.split("/"):
+            raise serializers.ValidationError("An absolute path inside the container, without '..' segments.")
+        return path
 
     def validate_env(self, env: dict) -> dict:
         if len(env) > MAX_ENV:

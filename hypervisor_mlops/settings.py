@@ -200,6 +200,22 @@ CELERY_BEAT_SCHEDULE["requeue-lost-agents"] = {
     "options": {"expires": AGENT_SWEEP_SECONDS},
 }
 
+# --- Workload lifecycle -----------------------------------------------------------------------------------
+# The n-th restart in place within an attempt waits min(BACKOFF x 2^(n-1), BACKOFF_MAX) after the exit; a
+# container that ran RESET seconds or more restarts at once and starts the doubling afresh.
+RESTART_BACKOFF_SECONDS = config("RESTART_BACKOFF_SECONDS", default=1, cast=float)
+RESTART_BACKOFF_MAX_SECONDS = config("RESTART_BACKOFF_MAX_SECONDS", default=60, cast=float)
+RESTART_RESET_SECONDS = config("RESTART_RESET_SECONDS", default=600, cast=float)
+# How often running deployments are held to their time limits: a limit is enforced within about this long.
+TIME_LIMIT_SWEEP_SECONDS = config("TIME_LIMIT_SWEEP_SECONDS", default=1, cast=float)
+CELERY_BEAT_SCHEDULE["end-overdue-deployments"] = {
+    "task": "deployments.deadlines.end_overdue_task",
+    "schedule": TIME_LIMIT_SWEEP_SECONDS,
+    "options": {"expires": TIME_LIMIT_SWEEP_SECONDS},
+}
+# Task modules beyond each app's tasks.py (which autodiscovery finds).
+CELERY_IMPORTS = ["deployments.deadlines"]
+
 # --- Metrics ----------------------------------------------------------------------------------------------
 # /metrics answers only with this bearer token; unset (the default), it is 404.
 METRICS_TOKEN = config("METRICS_TOKEN", default="")

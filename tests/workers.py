@@ -152,7 +152,7 @@ NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "CELERY_TASK_A
 @contextmanager
 def embedded_service(directory, port: int, **overrides: str):
     """The embedded default as `bin/run` starts it with nothing configured: SQLite in `directory`, no broker,
-    one gunicorn process with four threads and `manage.py watch_agents` beside it. Yields its base URL."""
+    one gunicorn process with four threads and `manage.py sweep` beside it. Yields its base URL."""
     env = {name: value for name, value in os.environ.items() if name not in NOT_EMBEDDED}
     env.update(DATABASE_URL=f"sqlite:///{directory / 'db.sqlite3'}", SECRET_KEY="embedded-test", **overrides)
     manage = [sys.executable, "manage.py"]
@@ -163,7 +163,7 @@ def embedded_service(directory, port: int, **overrides: str):
             subprocess.Popen([sys.executable, "-m", "gunicorn", "hypervisor_mlops.wsgi:application", "--bind",
                               f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"], env=env, stdout=log,
                              stderr=subprocess.STDOUT),
-            subprocess.Popen(manage + ["watch_agents"], env=env, stdout=log, stderr=subprocess.STDOUT),
+            subprocess.Popen(manage + ["sweep"], env=env, stdout=log, stderr=subprocess.STDOUT),
         ]
         base = f"http://127.0.0.1:{port}"
         try:

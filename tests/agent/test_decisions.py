@@ -12,6 +12,7 @@ from cluster_agent.decisions import (
     plan_pass,
     reported_state,
     stale,
+    volumes_to_remove,
 )
 
 
@@ -96,6 +97,12 @@ def test_another_attempt_of_the_same_deployment_blocks_the_start():
     actions = plan_pass([want(1, 2)], [old], [], set(), {})
     assert actions.start == ()
     assert plan_pass([want(1, 2)], [], [], set(), {}).start == ((want(1, 2), ()),)
+
+
+def test_the_next_run_starts_in_the_pass_that_removes_the_exited_one():
+    old = running(1, 1, state="exited")
+    actions = plan_pass([want(1, 2)], [old], [], set(), {}, reported_exited={old.container_id})
+    assert actions.remove == (old,) and actions.start == ((want(1, 2), ()),)
 
 
 def test_missing_gpus_block_the_start():
@@ -227,3 +234,10 @@ def test_at_most_one_container_per_deployment_and_no_failed_start(scenario):
         assert started.key not in failed
     assert len({started.deployment for started, _ in actions.start}) == len(actions.start)
     assert not {c.container_id for c in actions.remove} & {c.container_id for c in actions.resume}
+
+
+def test_the_volumes_of_finished_deployments_go_once_no_container_of_theirs_is_left():
+    volumes = {1: "hv-x-deployment-1", 2: "hv-x-deployment-2", 3: "hv-x-deployment-3"}
+    observed = [running(2), running(3, state="exited")]
+    assert volumes_to_remove([1, 2, 3, 4], volumes, observed) == ["hv-x-deployment-1"]
+    assert volumes_to_remove([], volumes, []) == []

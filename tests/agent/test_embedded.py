@@ -1,5 +1,5 @@
 """The embedded default with an agent: SQLite, no broker and no beat (as `bin/run` starts it with nothing
-configured), `manage.py watch_agents` beside gunicorn, and a real bin/agent on the private Podman service.
+configured), `manage.py sweep` beside gunicorn, and a real bin/agent on the private Podman service.
 
 Everything goes over HTTP, as a newcomer following the README would do it.
 """
@@ -59,7 +59,7 @@ def test_an_agent_runs_deployments_and_its_loss_requeues_them_on_the_embedded_de
                    what="the long deployment to run")
         agent.signal(signal.SIGKILL)
         agent.wait(timeout=5)
-        # No beat here: watch_agents requeues it.
+        # No beat here: `manage.py sweep` requeues it.
         wait_until(lambda: deployment(long)["status"] == "pending", timeout=LOST_AFTER + 10, what="the requeue")
         events = [e["kind"] for e in api.get(f"/deployments/{long}/events/").json()["results"]]
         assert events[-1] == "requeued"

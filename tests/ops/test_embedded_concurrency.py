@@ -2,7 +2,7 @@
 
 Several clients at once over HTTP, every one of them writing: developers submit, complete, fail and cancel
 deployments; an admin changes a member's role, resizes a cluster and rotates the invite code while newcomers
-join by it; an agent syncs its containers and reports exits; `manage.py watch_agents` sweeps beside gunicorn.
+join by it; an agent syncs its containers and reports exits; `manage.py sweep` sweeps beside gunicorn.
 No request may answer 5xx (SQLite's "database is locked" was one), and the ledger still adds up afterwards.
 """
 from collections import Counter
