@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -670,12 +671,18 @@ def main() -> int:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
 
+    return drive(args, run, f"agent benchmark: gunicorn 2 workers x 4 threads on {args.bind} (eager scheduling), "
+                            f"one Celery worker with beat, a private Podman service, one bin/agent")
+
+
+def drive(args, run: Callable[[Bench], None], title: str) -> int:
+    """Runs `run` on a new Bench within `args.time_limit` seconds, then stops everything it started, whatever
+    happened, and prints the figures measured. Returns the exit status."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGALRM, _time_is_up)
     signal.alarm(args.time_limit)
     begun = time.monotonic()
-    print(f"agent benchmark: gunicorn 2 workers x 4 threads on {args.bind} (eager scheduling), one Celery worker "
-          f"with beat, a private Podman service, one bin/agent; database {djangoenv.DB_NAME}")
+    print(f"{title}; database {djangoenv.DB_NAME}")
     print(f"machine busy before the run (others' work): {background_load():.0f}% of {os.cpu_count() * 100}%")
     djangoenv.setup_django(eager=True)
     djangoenv.flush_redis()

@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import time
 from datetime import datetime
 
-from agent import Bench, _time_is_up, wait_for
-
-import djangoenv
-from servers import background_load
+from agent import Bench, drive, wait_for
 from workload import percentile
 
 RESTARTS = 50
@@ -109,36 +104,7 @@ def main() -> int:
     parser.add_argument("--time-limit", type=int, default=400, help="seconds before everything is stopped")
     args = parser.parse_args()
     args.interval = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGALRM, _time_is_up)
-    signal.alarm(args.time_limit)
-    begun = time.monotonic()
-    print(f"lifecycle benchmark: the world of bench/agent.py on {args.bind}; database {djangoenv.DB_NAME}")
-    print(f"machine busy before the run (others' work): {background_load():.0f}% of {os.cpu_count() * 100}%")
-    djangoenv.setup_django(eager=True)
-    djangoenv.flush_redis()
-    bench = Bench(args)
-    failed = None
-    try:
-        run(bench)
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 (print what was measured, then stop everything)
-        failed = exc
-        print(f"\nstopped early: {type(exc).__name__}: {exc}; logs in {bench.procs.logs}", file=sys.stderr)
-    finally:
-        signal.alarm(0)
-        for name in [n for n in bench.procs.running if n.startswith("agent-")]:
-            bench.procs.stop(name, signal.SIGKILL)
-        bench.procs.stop_all()
-        if bench.runtime is not None:
-            from tests.runtime import stop_podman_runtime
-
-            stop_podman_runtime(bench.runtime)
-        djangoenv.flush_redis()
-        djangoenv.end_sessions()
-    if bench.rows:
-        bench.table()
-    print(f"total {time.monotonic() - begun:.0f} s")
-    return 1 if failed else 0
+    return drive(args, run, f"lifecycle benchmark: the world of bench/agent.py on {args.bind}")
 
 
 if __name__ == "__main__":

@@ -118,8 +118,8 @@ def _restart_or_give_up(cluster: Cluster, deployment: Deployment, exited: RunAtt
     code, cap = exited.exit_code, deployment.max_restarts
     if exhausted(deployment.restart_count, cap):
         finish_locked(cluster, deployment, Status.FAILED,
-                      f"Failed: its container exited with code {code} and its {cap} restarts (max_restarts) "
-                      "are used up.", EndReason.RESTARTS_EXHAUSTED, exit_code=code)
+                      f"Failed: its container exited with code {code}; its restarts are used up (max_restarts {cap}).",
+                      EndReason.RESTARTS_EXHAUSTED, exit_code=code)
         return
     backoff = Backoff(settings.RESTART_BACKOFF_SECONDS, settings.RESTART_BACKOFF_MAX_SECONDS,
                       settings.RESTART_RESET_SECONDS)

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 BACKOFF, RESET = 1, 4
 SETTINGS = {"RESTART_BACKOFF_SECONDS": str(BACKOFF), "RESTART_BACKOFF_MAX_SECONDS": "60",
             "RESTART_RESET_SECONDS": str(RESET)}
-PORT = 8933
+PORT = 8934
 # Counts its tries in its own volume: fails the first two, then succeeds.
 FLAKY = "n=$(cat /state/n 2>/dev/null || echo 0); echo $((n+1)) > /state/n; echo try $n; [ $n -ge 2 ]"
 
@@ -101,7 +101,8 @@ def test_a_container_that_ran_long_restarts_at_once(dev, cluster, start_agent):
 
 def test_an_agent_killed_during_a_backoff_neither_loses_nor_repeats_the_restart(dev, cluster, start_agent):
     agent = start_agent()
-    pk = create(dev, cluster, "echo run; sleep 0.5; exit 3", restart_policy="on_failure", max_restarts=1)
+    pk = create(dev, cluster, FLAKY.replace("[ $n -ge 2 ]", "sleep 0.5; exit 3"), restart_policy="on_failure",
+                max_restarts=1, persist_path="/state")
     wait_until(lambda: get(dev, pk)["restart_count"] == 1, timeout=30, what="the first exit")
     agent.signal(signal.SIGKILL)
     agent.wait(timeout=10)
@@ -110,6 +111,8 @@ def test_an_agent_killed_during_a_backoff_neither_loses_nor_repeats_the_restart(
     assert (body["end_reason"], body["restart_count"]) == ("restarts_exhausted", 1)
     assert kinds(dev, pk).count("restarted") == 1
     assert RunAttempt.objects.filter(deployment_id=pk).count() == 2  # two containers ran, one after the other
+    # The restarted agent adopted the volume: the second container read what the first wrote.
+    assert logs(dev, pk)["lines"] == ["try 0", "try 1"]
 
 
 def test_a_time_limit_stops_the_container_with_sigterm_and_ends_it(dev, cluster, start_agent):

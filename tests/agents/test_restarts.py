@@ -77,7 +77,8 @@ def test_restarts_used_up_fail_it_with_the_last_exit_code(dev, agent, cluster):
     sync(agent, [container(pk, 2, "exited", 4)])
     body = get(dev, pk)
     assert (body["status"], body["end_reason"], body["exit_code"]) == ("failed", "restarts_exhausted", 4)
-    assert body["status_reason"] == "Failed: its container exited with code 4 and its 1 restarts (max_restarts) are used up."
+    assert body["status_reason"] == ("Failed: its container exited with code 4; its restarts are used up "
+                                     "(max_restarts 1).")
 
 
 def test_a_container_that_ran_long_restarts_at_once_and_the_doubling_starts_afresh(dev, agent, cluster):

@@ -12,7 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.workers import embedded_service
+from tests.workers import embedded_service, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -145,3 +145,18 @@ def _all(client: Client, params: dict) -> list[dict]:
         if not body["next"]:
             return results
         page += 1
+
+
+def test_the_embedded_default_holds_running_deployments_to_their_time_limits(embedded):
+    """No beat here: `manage.py sweep` ends what ran past its limit and frees what it held."""
+    client = Client.signed_up(embedded, [], "timer")
+    organization = client.call("POST", "/organizations/", json={"name": "timed"}).json()["id"]
+    cluster = client.call("POST", "/clusters/", json={"name": "ledger", "organization": organization,
+                                                      "cpu_limit": "1", "ram_limit": "1", "gpu_limit": 0}).json()["id"]
+    pk = client.call("POST", "/deployments/", json={"name": "slow", "cluster": cluster, "docker_image": "img:1",
+                                                    "cpu_required": "1", "time_limit_seconds": 1}).json()["id"]
+    wait_until(lambda: client.call("GET", f"/deployments/{pk}/").json()["status"] == "failed", timeout=15,
+               what="the time limit to end it")
+    body = client.call("GET", f"/deployments/{pk}/").json()
+    assert (body["end_reason"], body["status_reason"]) == ("time_limit", "Failed: it reached its time limit of 1 s.")
+    assert client.call("GET", f"/clusters/{cluster}/").json()["cpu_available"] == "1.000"
