@@ -37,11 +37,13 @@ class InsightChangeList(ChangeList):
 @admin.register(Deployment)
 class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_display = ("id", "name", "cluster", "status", "waiting_reason", "queue_position", "end_reason", "priority",
-                    "cpu_required", "ram_required", "gpu_required", "restart_count", "preemption_count", "created_at")
+                    "cpu_required", "ram_required", "gpu_required", "restart_count", "preemption_count", "lost_seconds",
+                    "created_at")
     list_filter = ("status", "end_reason", "restart_policy", "cluster", "cluster__organization", "priority")
     list_select_related = ("cluster",)
     search_fields = ("name", "docker_image")
-    readonly_fields = ("status", "status_message", "end_reason", "restart_count", "preemption_count", "created_by",
+    readonly_fields = ("status", "status_message", "end_reason", "restart_count", "preemption_count", "lost_seconds",
+                       "created_by",
                        "created_at", "started_at", "finished_at", "scheduling", "exit_code", "runtime",
                        "last_log_lines")
     inlines = (DeploymentEventInline,)

@@ -6,7 +6,7 @@ every process's file when scraped; the collector reads the database's picture at
 from collections import Counter as Tally
 from datetime import timedelta
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, FloatField, OuterRef, Q, Subquery, Sum
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -22,6 +22,7 @@ LEDGER_DRIFT = Counter(
     registry=None,
 )
 
+RESOURCES = ("cpu", "ram", "gpu")
 # Submission to first start; a queue may hold work for hours.
 ADMISSION_WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 86400)
 
@@ -34,23 +35,35 @@ class DeploymentCollector:
         # The reasons are `deployments.insight`'s, as the API and the admin give them, for every cluster.
         reasons = insight.pending_reasons()
         cluster_ids = list(reasons)
-        by_status, by_end = Tally(), Tally()
-        for cluster_id, status, end_reason, n in (
-                Deployment.objects.order_by().values("cluster_id", "status", "end_reason").annotate(n=Count("pk"))
-                .values_list("cluster_id", "status", "end_reason", "n")):
-            by_status[cluster_id, status] += n
-            by_end[cluster_id, end_reason] += n
+        by_status, by_end, lost = Tally(), Tally(), Tally()
+        # Resource-seconds thrown away: each deployment's lost run time times what it holds while it runs.
+        thrown_away = {f"lost_{r}": Sum(F("lost_seconds") * F(f"{r}_required"), output_field=FloatField())
+                       for r in RESOURCES}
+        for row in (Deployment.objects.order_by().values("cluster_id", "status", "end_reason")
+                    .annotate(n=Count("pk"), **thrown_away)):
+            cluster_id = row["cluster_id"]
+            by_status[cluster_id, row["status"]] += row["n"]
+            by_end[cluster_id, row["end_reason"]] += row["n"]
+            for resource in RESOURCES:
+                lost[cluster_id, resource] += row[f"lost_{resource}"] or 0.0
         deployments = GaugeMetricFamily("hypervisor_deployments", "Deployments, by cluster and status.",
                                         labels=["cluster", "status"])
         finished = CounterMetricFamily("hypervisor_deployments_finished", "Finished deployments, by why they ended.",
                                        labels=["cluster", "end_reason"])
+        thrown = CounterMetricFamily(
+            "hypervisor_preemption_lost_seconds",
+            "Resource-seconds thrown away by preemptions and requeues (cpu core-, ram GB-, gpu GPU-seconds).",
+            labels=["cluster", "resource"])
         for pk in cluster_ids:
             for status in Status.values:
                 deployments.add_metric([str(pk), status], by_status[pk, status])
             for end_reason in EndReason.values:
                 finished.add_metric([str(pk), end_reason], by_end[pk, end_reason])
+            for resource in RESOURCES:
+                thrown.add_metric([str(pk), resource], lost[pk, resource])
         yield deployments
         yield finished
+        yield thrown
         yield self._pending_by_reason(reasons)
         yield from self._events(cluster_ids)
         yield self._admission_wait()

@@ -87,6 +87,8 @@ class Deployment(models.Model):
     # pending deployment waits is derived when read, so scheduling passes do not rewrite every queued row.
     status_message = models.CharField(max_length=500, blank=True, editable=False)
     preemption_count = models.PositiveIntegerField(default=0, editable=False)
+    # The run time thrown away by its preemptions and requeues: each such run, from its start to its end.
+    lost_seconds = models.FloatField(default=0, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="deployments", editable=False
     )
@@ -173,6 +175,11 @@ class Deployment(models.Model):
                 | models.Q(time_limit_seconds__gte=1, time_limit_seconds__lte=MAX_TIME_LIMIT_SECONDS),
                 name="%(app_label)s_%(class)s_time_limit_bounded",
                 violation_error_message=f"time_limit_seconds is between 1 and {MAX_TIME_LIMIT_SECONDS}.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(lost_seconds__gte=0),
+                name="%(app_label)s_%(class)s_lost_seconds_nonnegative",
+                violation_error_message="Lost run time cannot be negative.",
             ),
             # A finished deployment says why it ended; an active one has not ended.
             models.CheckConstraint(

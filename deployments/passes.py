@@ -5,16 +5,16 @@ what is in the database at that moment, so running it twice, or from several wor
 nothing more than running it once.
 """
 import logging
-from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Case, Exists, F, Min, Q, Sum, Value, When
+from django.db.models import Case, Exists, F, FloatField, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from agents.models import Agent
 from clusters.locks import locked
-from scheduling.planner import Pending, Plan, plan, plan_if_everything_fits
+from scheduling.insight import describe_duration
+from scheduling.planner import Pending, Plan, Running, plan, plan_if_everything_fits
 from scheduling.resources import Resources
 
 from .attempts import begin_attempts, stop_containers
@@ -42,10 +42,11 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
         pending = pending_of(cluster)
         # The counters are exact under the row lock (reconcile proves them), so when everything waiting fits
         # in what they leave free, the running deployments need not be read at all.
-        result = plan_if_everything_fits(cluster.available, pending)
+        result, running = plan_if_everything_fits(cluster.available, pending), []
         if result is None:
-            result = plan(cluster.capacity, running_of(cluster.pk), pending)
-        _apply(result, pending, agent_id=agent.pk if agent else None)
+            running = running_of(cluster.pk)
+            result = plan(cluster.capacity, running, pending)
+        _apply(result, pending, running, agent_id=agent.pk if agent else None)
         if cluster.capacity - result.free != cluster.allocated:
             cluster.set_allocated(cluster.capacity - result.free)
     return result
@@ -85,7 +86,7 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
     return drifted
 
 
-def _apply(result: Plan, pending: list[Pending], *, agent_id: int | None) -> None:
+def _apply(result: Plan, pending: list[Pending], running: list[Running], *, agent_id: int | None) -> None:
     """Write the plan in a fixed number of statements, however many deployments it moves.
 
     On a cluster with an agent, each start is a new run attempt, and the victims' containers are stopped.
@@ -100,22 +101,20 @@ def _apply(result: Plan, pending: list[Pending], *, agent_id: int | None) -> Non
         if agent_id is not None:
             begin_attempts(agent_id, result.starts)
     if result.preemptions:
-        victims_by_preemptor = defaultdict(list)
-        for victim, preemptor in result.preemptions:
-            victims_by_preemptor[preemptor].append(victim)
         priority_of = {p.id: p.priority for p in pending}
-        messages = {
-            preemptor: f"Preempted by deployment #{preemptor} (priority {priority_of[preemptor]})."
-            for preemptor in victims_by_preemptor
-        }
-        Deployment.objects.filter(pk__in=[victim for victim, _ in result.preemptions]).update(
+        # The work each victim throws away: its run since its latest start.
+        ran = {r.id: max((now - r.started_at).total_seconds(), 0.0) for r in running}
+        reasons = {victim: f"Preempted by deployment #{preemptor} (priority {priority_of[preemptor]})"
+                   for victim, preemptor in result.preemptions}
+        Deployment.objects.filter(pk__in=list(reasons)).update(
             status=Status.PENDING, started_at=None, preemption_count=F("preemption_count") + 1,
-            status_message=Case(*(When(pk__in=victims, then=Value(messages[preemptor]))
-                                  for preemptor, victims in victims_by_preemptor.items())),
+            status_message=Case(*(When(pk=victim, then=Value(f"{reason}.")) for victim, reason in reasons.items())),
+            lost_seconds=F("lost_seconds") + Case(*(When(pk=victim, then=Value(ran[victim])) for victim in reasons),
+                                                  output_field=FloatField()),
         )
-        for victim, preemptor in result.preemptions:
-            events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.PREEMPTED, message=messages[preemptor],
-                                          at=now))
+        for victim, reason in reasons.items():
+            events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.PREEMPTED, at=now,
+                                          message=f"{reason} after {describe_duration(ran[victim])} of running."))
             events.append(DeploymentEvent(deployment_id=victim, kind=EventKind.REQUEUED, at=now,
                                           message="Back in the queue at its original place."))
         stop_containers([victim for victim, _ in result.preemptions])

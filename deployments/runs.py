@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, F, FloatField, Value, When
 from django.utils import timezone
 
 from agents.models import Agent
@@ -143,10 +144,15 @@ def requeue_from_lost_agent(agent_id: int) -> int:
         agent = Agent.objects.get(pk=agent_id)
         if agent.revoked_at is not None or not agent.is_lost_at(timezone.now()):
             return 0  # it came back (or was revoked) while this sweep waited for the lock
-        ids = list(Deployment.objects.filter(cluster=cluster).running().order_by("pk")
-                   .select_for_update(no_key=True).values_list("pk", flat=True))
+        started = dict(Deployment.objects.filter(cluster=cluster).running().order_by("pk")
+                       .select_for_update(no_key=True).values_list("pk", "started_at"))
+        ids, now = list(started), timezone.now()
         message = f"Requeued: agent '{agent.name}' was lost (silent since {agent.last_heard_at:%Y-%m-%d %H:%M:%S} UTC)."
-        Deployment.objects.filter(pk__in=ids).update(status=Status.PENDING, started_at=None, status_message=message)
+        # Their runs start over: what they ran is thrown away, as a preemption's is.
+        lost = Case(*(When(pk=pk, then=Value(max((now - at).total_seconds(), 0.0))) for pk, at in started.items()),
+                    default=Value(0.0), output_field=FloatField())
+        Deployment.objects.filter(pk__in=ids).update(status=Status.PENDING, started_at=None, status_message=message,
+                                                     lost_seconds=F("lost_seconds") + lost)
         DeploymentEvent.objects.bulk_create(
             DeploymentEvent(deployment_id=pk, kind=EventKind.REQUEUED, message=message) for pk in ids)
         stop_containers(ids)

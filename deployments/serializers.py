@@ -154,10 +154,10 @@ class DeploymentSerializer(StrictModelSerializer):
             "cpu_required", "ram_required", "gpu_required", "depends_on", "dependents",
             "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts", "time_limit_seconds",
             "persist_path", "status", "status_reason", "scheduling", "exit_code", "end_reason", "restart_count",
-            "runtime", "preemption_count", "created_by", "created_at", "started_at", "finished_at",
+            "runtime", "preemption_count", "lost_seconds", "created_by", "created_at", "started_at", "finished_at",
         )
-        read_only_fields = ("status", "exit_code", "end_reason", "restart_count", "preemption_count", "created_by",
-                            "created_at", "started_at", "finished_at")
+        read_only_fields = ("status", "exit_code", "end_reason", "restart_count", "preemption_count", "lost_seconds",
+                            "created_by", "created_at", "started_at", "finished_at")
 
     def _insight(self, deployment: Deployment):
         """(explanation, sentence) of a pending deployment, computed once for the whole page it is on; no

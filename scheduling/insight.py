@@ -19,6 +19,15 @@ def _amount(value: Decimal | int) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
+def describe_duration(seconds: float) -> str:
+    """A run time in words, to the second: "45 s", "12 min 3 s", "2 h 5 min"."""
+    whole = int(seconds)
+    hours, minutes, rest = whole // 3600, whole // 60 % 60, whole % 60
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
 def describe_wait(demand: Resources, free: Resources, ahead: int, *, free_as: str = "free") -> str:
     """One sentence telling a user why a pending deployment waits, e.g. "needs 2 GPU, 1 free".
 

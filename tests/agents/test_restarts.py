@@ -5,7 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deployments.models import RunAttempt
+from agents.liveness import requeue_lost_agents
+from agents.models import Agent
+from deployments.models import Deployment, RunAttempt
 from tests.agents.sync import agent_client, container, desired, register, sync
 from tests.deployments.api import DEPLOYMENTS, action, get, submit
 
@@ -146,3 +148,13 @@ def test_the_agent_is_told_which_of_its_volumes_belong_to_finished_deployments(d
                         format="json").json()
     assert answer["remove_volumes"] == [finished, 999_999]
     assert {d["id"]: d["persist_path"] for d in answer["deployments"]} == {active: "/data"}
+
+
+def test_a_requeue_from_a_lost_agent_counts_the_run_it_throws_away(dev, agent, cluster, settings):
+    pk = submit(dev, cluster, cpu="2")
+    sync(agent, [container(pk, 1)])
+    Deployment.objects.filter(pk=pk).update(started_at=timezone.now() - timedelta(seconds=90))
+    Agent.objects.update(last_seen_at=timezone.now() - timedelta(seconds=settings.AGENT_LOST_AFTER_SECONDS + 1))
+    assert requeue_lost_agents() == 1
+    body = get(dev, pk)
+    assert body["status"] == "pending" and 90 <= body["lost_seconds"] < 95 and body["preemption_count"] == 0

@@ -96,3 +96,21 @@ def test_finished_deployments_are_counted_by_why_they_ended(dev, cluster, settin
                and s.labels["cluster"] == str(cluster.pk)}
     assert samples[("hypervisor_deployments_finished_total", "user")] == 2
     assert samples[("hypervisor_deployments_finished_total", "time_limit")] == 0
+
+
+def test_a_preemption_says_how_long_its_victim_ran_and_counts_that_as_lost(dev, cluster, settings):
+    settings.METRICS_TOKEN = "t"
+    victim = submit(dev, cluster, cpu="2", gpu=2)
+    Deployment.objects.filter(pk=victim).update(started_at=timezone.now() - timedelta(seconds=723))
+    urgent = submit(dev, cluster, cpu="1", gpu=1, priority=10)
+    last = dev.get(f"{DEPLOYMENTS}{victim}/events/").json()["results"][-2]
+    assert (last["kind"], last["message"]) == (
+        "preempted", f"Preempted by deployment #{urgent} (priority 10) after 12 min 3 s of running.")
+    body = get(dev, victim)
+    assert 723 <= body["lost_seconds"] < 730 and body["preemption_count"] == 1
+    assert body["status_reason"].startswith(f"Preempted by deployment #{urgent} (priority 10). Now")
+    scrape = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
+    lost = {s.labels["resource"]: s.value for family in text_string_to_metric_families(scrape) for s in family.samples
+            if s.name == "hypervisor_preemption_lost_seconds_total" and s.labels["cluster"] == str(cluster.pk)}
+    assert lost["gpu"] == pytest.approx(2 * body["lost_seconds"]) and lost["cpu"] == pytest.approx(2 * body["lost_seconds"])
+    assert lost["ram"] == pytest.approx(float(body["ram_required"]) * body["lost_seconds"])

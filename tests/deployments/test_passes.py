@@ -49,8 +49,8 @@ def test_a_pass_preempting_many_victims_for_many_preemptors_stays_constant_too()
     assert set(victims.values_list("status", "preemption_count")) == {(Status.PENDING, 1)}
     first = victims.order_by("pk").first()
     event = DeploymentEvent.objects.get(deployment=first, kind=EventKind.PREEMPTED)
-    assert first.status_message == event.message
-    assert event.message.startswith("Preempted by deployment #") and event.message.endswith("(priority 5).")
+    assert first.status_message.startswith("Preempted by deployment #") and first.status_message.endswith("(priority 5).")
+    assert event.message == f"{first.status_message[:-1]} after 0 s of running." and first.lost_seconds >= 0
     assert_capacity_and_exact_availability()
     assert_quiescent()
 

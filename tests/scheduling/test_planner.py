@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from random import Random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduling.insight import describe_wait
+from scheduling.insight import describe_duration, describe_wait
 from scheduling.planner import Pending, Plan, Running, in_queue_order, plan, plan_if_everything_fits, queue_key
 from scheduling.resources import Resources
 
@@ -510,3 +511,8 @@ def test_shortcut_agrees_with_the_full_plan_whenever_it_answers(
     shortcut = plan_if_everything_fits(free, pending)
     if shortcut is not None and free.is_nonnegative():
         assert shortcut == plan(capacity, running, pending)
+
+
+@pytest.mark.parametrize("seconds, words", [(0.4, "0 s"), (45, "45 s"), (723, "12 min 3 s"), (7500, "2 h 5 min")])
+def test_describe_duration_says_a_run_time_to_the_second(seconds: float, words: str) -> None:
+    assert describe_duration(seconds) == words
