@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clusters', '0002_reserve_after_seconds'),
-        ('deployments', '0006_lifecycle'),
+        ('deployments', '0007_lifecycle_constraints'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
