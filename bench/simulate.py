@@ -63,6 +63,7 @@ class PlannerPolicy:
         self.queue_max = 0
         self.reservations = 0  # passes that returned a reservation
         self.reserved_since: dict[int, int] = {}  # id -> when it first held the reservation, until it starts
+        self.preempted: dict[int, int] = {}  # id -> how often it was preempted (the planner's cap reads it)
         self.longest_held = 0  # longest time from first holding the reservation to starting
 
     def _lower(self, priority: int) -> tuple[int, int, int]:
@@ -144,6 +145,7 @@ class PlannerPolicy:
                 self.reservations += 1
                 self.reserved_since.setdefault(result.reservation, now)
             for victim, _by in result.preemptions:
+                self.preempted[victim] = self.preempted.get(victim, 0) + 1
                 job = self.jobs[victim]
                 del self.running[victim]
                 self._release(job)
@@ -156,7 +158,8 @@ class PlannerPolicy:
                 counts[job.gpu] -= 1
                 if not counts[job.gpu]:
                     del counts[job.gpu]
-                self.running[pk] = Running(pk, job.priority, Resources(job.cpu, job.ram, job.gpu), now)
+                self.running[pk] = Running(pk, job.priority, Resources(job.cpu, job.ram, job.gpu), now,
+                                           self.preempted.get(pk, 0))
                 since = self.reserved_since.pop(pk, None)
                 if since is not None:
                     self.longest_held = max(self.longest_held, now - since)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from agents.models import Agent
 from clusters.models import Cluster
 from scheduling.insight import Explanation, Reservation, describe, explain, lower_priority_holdings, reservation_for
-from scheduling.planner import QUEUE_ORDER, Pending, Plan, plan, plan_if_everything_fits, queue_key
+from scheduling.planner import PREEMPTION_CAP, QUEUE_ORDER, Pending, Plan, plan, plan_if_everything_fits, queue_key
 from scheduling.resources import Resources
 
 from .models import Deployment, Status
@@ -120,9 +120,11 @@ def _insight_clusters(cluster_ids: list[int] | None) -> dict[int, Cluster]:
 
 
 def _lower_priority_holdings(cluster_ids: list[int]) -> dict[int, Callable[[int], Resources]]:
-    """Per cluster: priority -> what its running deployments of strictly lower priority hold (one query)."""
+    """Per cluster: priority -> what its running deployments of strictly lower priority that may still be
+    preempted hold (one query)."""
     held = defaultdict(list)
-    for row in (Deployment.objects.filter(cluster_id__in=cluster_ids).running().order_by()
+    for row in (Deployment.objects.filter(cluster_id__in=cluster_ids, preemption_count__lt=PREEMPTION_CAP).running()
+                .order_by()
                 .values("cluster_id", "priority").annotate(cpu=Sum("cpu_required"), ram=Sum("ram_required"),
                                                            gpu=Sum("gpu_required"))):
         held[row["cluster_id"]].append((row["priority"], Resources(row["cpu"], row["ram"], row["gpu"])))
@@ -208,8 +210,8 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     started, evicted = set(result.starts), {victim for victim, _ in result.preemptions}
     queue_after = [p.priority for p in pending if p.id not in started] + blocked
     queue_after += [r.priority for r in running if r.id in evicted]
-    running_after = [(r.priority, r.demand) for r in running if r.id not in evicted]
-    running_after += [(p.priority, p.demand) for p in pending if p.id in started]
+    running_after = [(r.priority, r.demand) for r in running if r.id not in evicted and r.evictable]
+    running_after += [(p.priority, p.demand) for p in pending if p.id in started and p.preemptions < PREEMPTION_CAP]
     # The newcomer is the latest of its priority: behind the reservation unless it outranks it (or holds it).
     reserved = next((p for p in pending if p.id == result.reservation), None)
     behind = None

@@ -14,7 +14,7 @@ from django.utils import timezone
 from agents.models import Agent
 from clusters.locks import locked
 from scheduling.insight import describe_duration
-from scheduling.planner import Pending, Plan, Running, plan, plan_if_everything_fits
+from scheduling.planner import PREEMPTION_CAP, Pending, Plan, Running, plan, plan_if_everything_fits
 from scheduling.resources import Resources
 
 from .attempts import begin_attempts, stop_containers
@@ -67,7 +67,8 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
         running = Deployment.objects.filter(cluster=cluster).running()
         sums = running.aggregate(
             cpu=Sum("cpu_required", default=Decimal(0)), ram=Sum("ram_required", default=Decimal(0)),
-            gpu=Sum("gpu_required", default=0), lowest_priority=Min("priority"),
+            gpu=Sum("gpu_required", default=0),
+            lowest_priority=Min("priority", filter=Q(preemption_count__lt=PREEMPTION_CAP)),
         )
         held = Resources(sums["cpu"], sums["ram"], sums["gpu"])
         drifted = held != cluster.allocated

@@ -112,7 +112,8 @@ class SchedulingSerializer(serializers.Serializer):
     shortfall = AmountsSerializer(help_text="What it needs beyond what is free.")
     queue_position = serializers.IntegerField(help_text="1-based place among the cluster's pending deployments.")
     waiting_for = serializers.ListField(child=serializers.IntegerField(), help_text="Unfinished dependencies.")
-    preemptible = AmountsSerializer(help_text="What running deployments of strictly lower priority hold.")
+    preemptible = AmountsSerializer(
+        help_text="What running deployments of strictly lower priority that may still be preempted hold.")
     reserved_for = serializers.IntegerField(
         allow_null=True, help_text="For `reserved`: the deployment that what is free is set aside for.")
 

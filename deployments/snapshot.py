@@ -30,9 +30,10 @@ def with_clock(clusters):
 
 
 def running_of(cluster_id: int) -> list[Running]:
-    rows = Deployment.objects.filter(cluster_id=cluster_id).running().values_list(*RESOURCE_FIELDS, "started_at")
-    return [Running(pk, priority, Resources(cpu, ram, gpu), started_at)
-            for pk, priority, cpu, ram, gpu, started_at in rows]
+    rows = Deployment.objects.filter(cluster_id=cluster_id).running().values_list(
+        *RESOURCE_FIELDS, "started_at", "preemption_count")
+    return [Running(pk, priority, Resources(cpu, ram, gpu), started_at, preemptions)
+            for pk, priority, cpu, ram, gpu, started_at, preemptions in rows]
 
 
 def pending_of(cluster: Cluster) -> list[Pending]:
@@ -51,16 +52,17 @@ def queue_of(cluster: Cluster) -> tuple[list[Pending], list[int]]:
     due_before = cluster.due_before(cluster.db_now)
     rows = (Deployment.objects.filter(cluster_id=cluster.pk).pending().order_by()
             .values_list("pk", "priority", Cast("cpu_required", TextField()), Cast("ram_required", TextField()),
-                         "gpu_required", "created_at", Exists(unfinished_dependencies())))
+                         "gpu_required", "created_at", "preemption_count", Exists(unfinished_dependencies())))
     ready, blocked, demands = [], [], {}
-    for pk, priority, cpu, ram, gpu, created_at, waiting in rows:
+    for pk, priority, cpu, ram, gpu, created_at, preemptions, waiting in rows:
         if waiting:
             blocked.append(priority)
             continue
         demand = demands.get((cpu, ram, gpu))
         if demand is None:
             demand = demands[cpu, ram, gpu] = Resources(Decimal(cpu), Decimal(ram), gpu)
-        ready.append(Pending(pk, priority, demand, created_at, due=due_before is not None and created_at <= due_before))
+        ready.append(Pending(pk, priority, demand, created_at, due=due_before is not None and created_at <= due_before,
+                             preemptions=preemptions))
     return ready, blocked
 
 

@@ -75,7 +75,7 @@ class Explanation:
     shortfall: Resources
     queue_position: int  # 1-based, among the cluster's pending deployments in queue order
     waiting_for: tuple[int, ...]
-    preemptible: Resources  # what running deployments of strictly lower priority hold
+    preemptible: Resources  # what running deployments of strictly lower priority that may be preempted hold
     higher_ahead: int  # pending deployments of strictly higher priority
     reserved_for: int | None = None  # the deployment it yields to, when the reason is `reserved`
 

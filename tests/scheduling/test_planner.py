@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduling.insight import describe_duration, describe_wait
-from scheduling.planner import Pending, Plan, Running, in_queue_order, plan, plan_if_everything_fits, queue_key
+from scheduling.planner import (
+    PREEMPTION_CAP,
+    Pending,
+    Plan,
+    Running,
+    in_queue_order,
+    plan,
+    plan_if_everything_fits,
+    queue_key,
+)
 from scheduling.resources import Resources
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -128,6 +137,14 @@ def test_victim_that_contributes_nothing_short_keeps_running() -> None:
     assert result.preemptions == ((2, 10),)
 
 
+def test_a_deployment_preempted_cap_times_is_no_longer_a_victim() -> None:
+    protected = replace(run(1, 0, res(gpu=1), started=5), preemptions=PREEMPTION_CAP)
+    older = replace(run(2, 0, res(gpu=1), started=1), preemptions=PREEMPTION_CAP - 1)
+    result = plan(res(gpu=2), [protected, older], [pend(3, 5, res(gpu=1))])
+    assert result.preemptions == ((2, 3),)  # the older one goes, though the protected one started later
+    assert plan(res(gpu=2), [protected, older], [pend(3, 5, res(gpu=2))]).starts == ()
+
+
 def test_equal_priority_is_never_preempted() -> None:
     result = plan(res(2), [run(1, 3, res(2))], [pend(10, 3, res(1))])
     assert result == Plan(starts=(), preemptions=(), free=res(0))
@@ -238,8 +255,10 @@ specs = st.lists(st.tuples(st.integers(0, 3), demands, st.integers(0, 4)), max_s
 def scenarios(
     draw: st.DrawFn, holds_everything: bool = False, any_capacity: bool = False
 ) -> tuple[Resources, list[Running], list[Pending]]:
-    running = [run(i, p, d, started=m) for i, (p, d, m) in enumerate(draw(specs), start=1)]
-    pending = [pend(i, p, d, created=m, due=draw(st.booleans())) for i, (p, d, m) in enumerate(draw(specs), start=100)]
+    running = [replace(run(i, p, d, started=m), preemptions=draw(st.integers(0, PREEMPTION_CAP)))
+               for i, (p, d, m) in enumerate(draw(specs), start=1)]
+    pending = [replace(pend(i, p, d, created=m, due=draw(st.booleans())), preemptions=draw(st.integers(0, 2)))
+               for i, (p, d, m) in enumerate(draw(specs), start=100)]
     if any_capacity:
         return draw(demands), running, pending
     held = total(r.demand for r in running)
@@ -255,7 +274,9 @@ def reference_plan(capacity: Resources, running: Sequence[Running], pending: Seq
         return Plan((), (), free)
     reserved: Pending | None = None
     held = Resources.zero()
-    eviction_order = sorted(running, key=lambda r: (r.priority, -r.started_at.timestamp(), -r.id))
+    # Those preempted PREEMPTION_CAP times already are never victims.
+    eviction_order = sorted((r for r in running if r.preemptions < PREEMPTION_CAP),
+                            key=lambda r: (r.priority, -r.started_at.timestamp(), -r.id))
     # Deployments started in this pass never rank below a later one in the queue, so only the
     # originally running ones can ever be candidates.
     alive = list(eviction_order)
@@ -321,12 +342,13 @@ def check_contract(capacity: Resources, running: Sequence[Running], pending: Seq
     started = set(result.starts)
     victims = [running_by_id[v] for v, _ in result.preemptions]
     victim_ids = {v.id for v in victims}
-    final = [(r.priority, r.demand) for r in running if r.id not in victim_ids]
-    final += [(pending_by_id[i].priority, pending_by_id[i].demand) for i in result.starts]
+    final = [(r.priority, r.demand, r.preemptions) for r in running if r.id not in victim_ids]
+    final += [(pending_by_id[i].priority, pending_by_id[i].demand, pending_by_id[i].preemptions)
+              for i in result.starts]
 
     # 1. never over capacity, and free is exactly what remains
-    assert total(d for _, d in final).fits_in(capacity)
-    assert result.free == capacity - total(d for _, d in final)
+    assert total(d for _, d, _ in final).fits_in(capacity)
+    assert result.free == capacity - total(d for _, d, _ in final)
 
     # 2. preemptions are legitimate
     assert len(started) == len(result.starts) and started <= pending_by_id.keys()
@@ -335,6 +357,7 @@ def check_contract(capacity: Resources, running: Sequence[Running], pending: Seq
     for victim_id, preemptor_id in result.preemptions:
         assert preemptor_id in started
         assert running_by_id[victim_id].priority < pending_by_id[preemptor_id].priority
+        assert running_by_id[victim_id].preemptions < PREEMPTION_CAP  # the cap protects
 
     # 3. nothing left waiting fits (behind a reservation, what is free may be set aside)
     waiting = [p for p in pending if p.id not in started]
@@ -346,7 +369,7 @@ def check_contract(capacity: Resources, running: Sequence[Running], pending: Seq
 
     # 4. nothing left waiting could have preempted its way in
     for p in waiting:
-        evictable = total(d for priority, d in final if priority < p.priority)
+        evictable = total(d for priority, d, times in final if priority < p.priority and times < PREEMPTION_CAP)
         assert not p.demand.fits_in(result.free + evictable)
 
     # 5. no unnecessary victim: putting any one back would not fit (beside what a reservation sets aside)
