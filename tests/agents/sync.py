@@ -3,6 +3,8 @@ import base64
 
 from rest_framework.test import APIClient
 
+from tests.deployments.api import DEPLOYMENTS
+
 SYNC = "/api/v1/agent/sync/"
 
 
@@ -40,3 +42,11 @@ def sync(client, containers=(), start_failures=(), logs=(), status_code=200) -> 
 def desired(answer: dict) -> dict[int, int]:
     """deployment id -> attempt, of what the agent is told to run."""
     return {d["id"]: d["attempt"] for d in answer["deployments"]}
+
+
+def events(client, pk) -> list[tuple[str, str]]:
+    return [(e["kind"], e["message"]) for e in client.get(f"{DEPLOYMENTS}{pk}/events/").json()["results"]]
+
+
+def kinds(client, pk) -> list[str]:
+    return [kind for kind, _ in events(client, pk)]

@@ -14,29 +14,12 @@ from agents.models import Agent, hash_token
 from agents.registration import register_agent
 from deployments.models import Deployment, RunAttempt
 from organizations.models import Role
-from tests.agents.sync import agent_client, chunk, container, desired, register, sync
+from tests.agents.sync import agent_client, chunk, container, desired, events, kinds, register, sync
 from tests.conftest import client_for
 from tests.deployments.api import DEPLOYMENTS, action, get, submit
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def agent(admin, cluster):
-    """The test speaking as the cluster's registered agent."""
-    registered = register(admin, cluster)
-    client = agent_client(registered["token"])
-    client.registered = registered
-    return client
-
-
-def events(client, pk) -> list[tuple[str, str]]:
-    return [(e["kind"], e["message"]) for e in client.get(f"{DEPLOYMENTS}{pk}/events/").json()["results"]]
-
-
-def kinds(client, pk) -> list[str]:
-    return [kind for kind, _ in events(client, pk)]
 
 
 # --- Registration, listing, revocation -----------------------------------------------------------------

@@ -8,15 +8,10 @@ from django.utils import timezone
 from agents.liveness import requeue_lost_agents
 from agents.models import Agent
 from deployments.models import Deployment, RunAttempt
-from tests.agents.sync import agent_client, container, desired, register, sync
-from tests.deployments.api import DEPLOYMENTS, action, get, submit
+from tests.agents.sync import container, desired, events, sync
+from tests.deployments.api import DEPLOYMENTS, action, available, get, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def agent(admin, cluster):
-    return agent_client(register(admin, cluster)["token"])
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +19,6 @@ def _backoff(settings):
     settings.RESTART_BACKOFF_SECONDS = 10
     settings.RESTART_BACKOFF_MAX_SECONDS = 25
     settings.RESTART_RESET_SECONDS = 600
-
-
-def events(client, pk) -> list[tuple[str, str]]:
-    return [(e["kind"], e["message"]) for e in client.get(f"{DEPLOYMENTS}{pk}/events/").json()["results"]]
 
 
 def backoff_over(pk) -> None:
@@ -47,7 +38,7 @@ def test_a_failing_container_restarts_in_place_after_its_backoff_then_completes(
     assert body["status_reason"] == "Restarting (1 of 3) in 10 s: its container exited with code 1."
     assert events(dev, pk)[-1] == ("restarted", "Restart 1 of 3 after 10 s: its container exited with code 1.")
     assert desired(answer) == {}  # nothing to run while it waits: the exited container goes
-    assert available_gpu_cpu(dev, cluster) == "3.000"  # it keeps its resources meanwhile
+    assert available(dev, cluster)[0] == "3.000"  # it keeps its resources meanwhile
 
     backoff_over(pk)
     assert desired(sync(agent, [])) == {pk: 2}  # the next run of the same attempt
@@ -65,10 +56,6 @@ def test_a_failing_container_restarts_in_place_after_its_backoff_then_completes(
         "completed", "exited", 0, 2)
     assert [kind for kind, _ in events(dev, pk)] == [
         "queued", "scheduled", "started", "restarted", "started", "restarted", "started", "completed"]
-
-
-def available_gpu_cpu(client, cluster) -> str:
-    return client.get(f"/api/v1/clusters/{cluster.pk}/").json()["cpu_available"]
 
 
 def test_restarts_used_up_fail_it_with_the_last_exit_code(dev, agent, cluster):
