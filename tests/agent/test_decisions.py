@@ -228,7 +228,9 @@ def test_nothing_starts_while_a_live_stale_container_exists(scenario):
 def test_at_most_one_container_per_deployment_and_no_failed_start(scenario):
     desired, observed, all_gpus, failed = scenario
     actions = plan_pass(desired, observed, all_gpus, failed, {})
-    existing = {container.deployment for container in observed}
+    # Removals run before the starts of a pass: a deployment starts only once every container of it is gone.
+    removed = {c.container_id for c in actions.remove}
+    existing = {container.deployment for container in observed if container.container_id not in removed}
     for started, _ in actions.start:
         assert started.deployment not in existing
         assert started.key not in failed
