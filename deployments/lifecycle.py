@@ -83,7 +83,7 @@ def finish_locked(cluster: Cluster, deployment: Deployment, status: Status, mess
 
 # Fixed once a deployment has been scheduled: where it runs, what it holds, and how it runs and ends.
 FIXED_ONCE_SCHEDULED = ("cluster", "cpu_required", "ram_required", "gpu_required", "restart_policy",
-                        "max_restarts", "time_limit_seconds", "persist_path")
+                        "max_restarts", "time_limit_seconds", "persist_path", "ports", "health_check")
 
 
 def update_deployment(*, deployment_id: int, **changes) -> Deployment:

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from . import insight
-from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status
+from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status, passing_its_check
 
 SCHEDULING_PASS = Histogram(
     "hypervisor_scheduling_pass_seconds", "Duration of one scheduling pass over one cluster.",
@@ -35,15 +35,17 @@ class DeploymentCollector:
         # The reasons are `deployments.insight`'s, as the API and the admin give them, for every cluster.
         reasons = insight.pending_reasons()
         cluster_ids = list(reasons)
-        by_status, by_end, lost = Tally(), Tally(), Tally()
+        by_status, by_end, lost, ready = Tally(), Tally(), Tally(), Tally()
         # Resource-seconds thrown away: each deployment's lost run time times what it holds while it runs.
         thrown_away = {f"lost_{r}": Sum(F("lost_seconds") * F(f"{r}_required"), output_field=FloatField())
                        for r in RESOURCES}
         for row in (Deployment.objects.order_by().values("cluster_id", "status", "end_reason")
-                    .annotate(n=Count("pk"), **thrown_away)):
+                    .annotate(n=Count("pk"), ready=Count("pk", filter=Q(health_check__isnull=False)
+                                                         & Q(passing_its_check())), **thrown_away)):
             cluster_id = row["cluster_id"]
             by_status[cluster_id, row["status"]] += row["n"]
             by_end[cluster_id, row["end_reason"]] += row["n"]
+            ready[cluster_id] += row["ready"] if row["status"] == Status.RUNNING else 0
             for resource in RESOURCES:
                 lost[cluster_id, resource] += row[f"lost_{resource}"] or 0.0
         deployments = GaugeMetricFamily("hypervisor_deployments", "Deployments, by cluster and status.",
@@ -54,7 +56,10 @@ class DeploymentCollector:
             "hypervisor_preemption_lost_seconds",
             "Resource-seconds thrown away by preemptions and requeues (cpu core-, ram GB-, gpu GPU-seconds).",
             labels=["cluster", "resource"])
+        serving = GaugeMetricFamily("hypervisor_deployments_ready",
+                                    "Running deployments with a health check that passes.", labels=["cluster"])
         for pk in cluster_ids:
+            serving.add_metric([str(pk)], ready[pk])
             for status in Status.values:
                 deployments.add_metric([str(pk), status], by_status[pk, status])
             for end_reason in EndReason.values:
@@ -64,6 +69,7 @@ class DeploymentCollector:
         yield deployments
         yield finished
         yield thrown
+        yield serving
         yield self._pending_by_reason(reasons)
         yield from self._events(cluster_ids)
         yield self._admission_wait()
