@@ -543,8 +543,8 @@ def check_preemption_targets(trace: Trace, results: dict[str, Result]) -> list[s
     best_done = max(r.completed for r in results.values())
     return [
         f"work lost {ours.lost:.1%} <= 5%: {verdict(ours.lost <= 0.05)}",
-        f"utilisation {ours.utilisation:.3f} = {ours.utilisation / util_bound:.3f} of the bound ({util_bound:.3f}) "
-        f">= 0.97: {verdict(ours.utilisation >= 0.97 * util_bound)}; >= the best FIFO's ({best_fifo:.3f}): "
+        f"utilisation {ours.utilisation:.4f} = {ours.utilisation / util_bound:.3f} of the bound ({util_bound:.4f}) "
+        f">= 0.97: {verdict(ours.utilisation >= 0.97 * util_bound)}; >= the best FIFO's ({best_fifo:.4f}): "
         f"{verdict(ours.utilisation >= best_fifo)}",
         f"completed {ours.completed:,} = {ours.completed / best_done:.1%} of the best ({best_done:,}) >= 99%: "
         f"{verdict(ours.completed >= 0.99 * best_done)}",
