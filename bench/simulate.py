@@ -47,20 +47,17 @@ class PlannerPolicy:
 
     Levers under measurement, each a protection the planner is given as a deployment it may not evict (as if
     at the cap): `protect_ending` seconds, a running deployment whose time limit (`habits`) ends within that
-    long; `protect_reserved`, one that started on its reservation, for the rest of that run. `backfill_ends`:
-    the planner is told the time and the time limits, so that behind a reservation what ends before the
-    reserved deployment could start anyway may run on what is set aside for it.
+    long; `protect_reserved`, one that started on its reservation, for the rest of that run.
     """
 
     def __init__(self, trace: Trace, reserve_after: int | None, name: str = "", *, skip_idle: bool = True,
                  habits: Habits | None = None, protect_ending: int | None = None,
-                 protect_reserved: bool = False, backfill_ends: bool = False) -> None:
+                 protect_reserved: bool = False) -> None:
         self.skip_idle = skip_idle  # False: a pass after every event (to check that skipping changes nothing)
         self.name = name or ("planner" if reserve_after is not None else "planner, no reservations")
         self.limits = habits.time_limit if habits is not None else None
         self.protect_ending = protect_ending if self.limits is not None else None
         self.protect_reserved = protect_reserved
-        self.backfill_ends = backfill_ends and self.limits is not None
         self.ending: list[tuple[int, int, int]] = []  # heap of (when its protection begins, id, its start)
         self.reserve_after = reserve_after
         self.capacity = Resources(trace.cpu, trace.ram, trace.gpu)
@@ -96,9 +93,7 @@ class PlannerPolicy:
 
     def _enqueue(self, job: Job, now: int) -> None:
         due = self.reserve_after is not None and now - job.arrival >= self.reserve_after
-        limit = self.limits[job.id] if self.backfill_ends else None
-        self.pending[job.id] = Pending(job.id, job.priority, Resources(job.cpu, job.ram, job.gpu), job.arrival, due=due,
-                                       time_limit=limit)
+        self.pending[job.id] = Pending(job.id, job.priority, Resources(job.cpu, job.ram, job.gpu), job.arrival, due=due)
         if self.reserve_after is not None and not due:
             heapq.heappush(self.due_at, (job.arrival + self.reserve_after, job.id))
         counts = self.pending_gpus[job.priority]
@@ -163,8 +158,7 @@ class PlannerPolicy:
             self.passes += 1
             self.queue_total += len(pending)
             self.queue_max = max(self.queue_max, len(pending))
-            result = plan(self.capacity, list(self.running.values()), list(pending.values()),
-                          now if self.backfill_ends else None)
+            result = plan(self.capacity, list(self.running.values()), list(pending.values()))
             if result.reservation is not None:
                 self.reservations += 1
                 self.reserved_since.setdefault(result.reservation, now)
@@ -186,11 +180,10 @@ class PlannerPolicy:
                 if since is not None:
                     self.longest_held = max(self.longest_held, now - since)
                 protected = self.protect_reserved and since is not None
-                limit = self.limits[pk] if self.limits is not None else None
                 self.running[pk] = Running(pk, job.priority, Resources(job.cpu, job.ram, job.gpu), now,
-                                           PREEMPTION_CAP if protected else self.preempted.get(pk, 0),
-                                           now + limit if limit is not None and self.backfill_ends else None)
-                if limit is not None and self.protect_ending is not None and not protected:
+                                           PREEMPTION_CAP if protected else self.preempted.get(pk, 0))
+                limit = self.limits[pk] if self.protect_ending is not None else None
+                if limit is not None and not protected:
                     heapq.heappush(self.ending, (now + limit - self.protect_ending, pk, now))
                 self._take(job)
                 changes.append((True, job))
@@ -580,11 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="lever: seconds; no victim whose time limit ends within that long")
     parser.add_argument("--protect-reserved", action="store_true",
                         help="lever: no victim that started on its reservation")
-    parser.add_argument("--backfill-ends", action="store_true",
-                        help="lever: behind a reservation, what ends before it could start may use what it holds")
     args = parser.parse_args(argv)
-    levers = {"protect_ending": args.protect_ending, "protect_reserved": args.protect_reserved,
-              "backfill_ends": args.backfill_ends}
+    levers = {"protect_ending": args.protect_ending, "protect_reserved": args.protect_reserved}
 
     longest_without: list[tuple[int, int]] = []
     for size in (int(s) for s in args.sizes.split(",")):

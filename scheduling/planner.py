@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from operator import attrgetter
 
 from .resources import Resources, total
@@ -39,7 +39,6 @@ class Running:
     demand: Resources
     started_at: datetime
     preemptions: int = 0  # how often it was preempted before: at PREEMPTION_CAP it is no longer a victim
-    ends_at: datetime | None = None  # started_at + its time limit: it holds nothing after that
 
     @property
     def evictable(self) -> bool:
@@ -54,7 +53,6 @@ class Pending:
     created_at: datetime
     due: bool = False  # has waited the cluster's reserve_after_seconds: may hold a reservation
     preemptions: int = 0  # how often it was preempted before (once it runs again: see Running)
-    time_limit: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +117,7 @@ def _choose_victims(
     return needed, available
 
 
-def _shadow(demand: Resources, available: Resources, holders: list[tuple[datetime, Resources]]) -> datetime | None:
-    """The earliest time by which `demand` fits in `available` plus what `holders` (end, demand) release by
-    their time limits; None when it never does by known ends."""
-    for end, held in sorted(holders, key=lambda pair: pair[0]):
-        available += held
-        if demand.fits_in(available):
-            return end
-    return None
-
-
-def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending],
-         now: datetime | None = None) -> Plan:
+def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending]) -> Plan:
     """Walk the queue once, starting what fits and preempting strictly lower priority when that makes it fit.
 
     Demands are assumed non-negative; `pending` holds only deployments whose dependencies are met.
@@ -163,8 +150,6 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
     starts: list[int] = []
     reservation: Pending | None = None
     held = Resources.zero()  # the part of what is free set aside for the reservation
-    shadow = None  # when the reservation starts at the latest, by the time limits of what holds its resources
-    ends: list[tuple[datetime, Resources]] = []  # of the deployments started in this pass, with a limit
 
     for p in queue:
         demand = p.demand
@@ -178,17 +163,6 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
             free -= demand
             reach -= demand
             starts.append(p.id)
-            if now is not None and p.time_limit is not None:
-                ends.append((now + p.time_limit, demand))
-            continue
-        if (shadow is not None and p.time_limit is not None and now + p.time_limit <= shadow
-                and demand.fits_in(free + held)):
-            # Ends before the reservation could start anyway: it may run on what is set aside.
-            own = demand.meet(free)
-            free -= own
-            held -= demand - own
-            reach -= own
-            starts.append(p.id)
             continue
         if not demand.fits_in(reach) or (reservation is not None and p.priority >= reservation.priority):
             # Skipped without blocking the rest of the queue (backfill), unless it is the first that has
@@ -198,11 +172,6 @@ def plan(capacity: Resources, running: Sequence[Running], pending: Sequence[Pend
                 held = demand.meet(free)
                 free -= held
                 reach -= held
-                if now is not None:
-                    holding = [(r.ends_at, r.demand) for i, r in enumerate(order)
-                               if r.ends_at is not None and i not in evicted]
-                    holding += [(r.ends_at, r.demand) for r in running if not r.evictable and r.ends_at is not None]
-                    shadow = _shadow(demand, free + held, holding + ends)
             continue
 
         # Evicting every candidate yields exactly `reach`, which fits, so the scan stays below top.
