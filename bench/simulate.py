@@ -310,6 +310,7 @@ class Result:
     reserved_wait: int | None = None  # planner with reservations: longest from holding one to starting
     # (work lost share, completed, deployments) of those that checkpoint, then of the others
     populations: tuple[tuple[float, int, int], ...] = ()
+    completed_at: tuple[float, ...] = ()  # by deployment id (index 0 unused): when it completed, -1 for never
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -331,6 +332,7 @@ class Runs:
         self.gpus = [0] + [job.gpu for job in trace.jobs]
         self.checkpointing = list(checkpointing) or [False] * (n + 1)
         self.first_start = [-1.0] * (n + 1)
+        self.completed_at = [-1.0] * (n + 1)
         self.preemptions = [0] * (n + 1)
         self.running: dict[int, float] = {}  # id -> start of its current run
         self.completed = {False: 0, True: 0}
@@ -354,6 +356,7 @@ class Runs:
         population = self.checkpointing[pk]
         self.held[population] += self.gpus[pk] * (t - self.running.pop(pk))
         self.completed[population] += 1
+        self.completed_at[pk] = t
 
     def held_until(self, horizon: int) -> dict[bool, float]:
         held = dict(self.held)
@@ -431,7 +434,7 @@ def summarize(trace: Trace, name: str, runs: Runs, *, seconds: float = 0.0, stat
                          sum(runs.checkpointing[job.id] == c for job in trace.jobs)) for c in (True, False))
     return Result(name, (busy - lost) / capacity, busy / capacity, sum(runs.completed.values()), quantiles,
                   longest_large, longest, sum(counts) / n, max(counts), lost / busy if busy else 0.0, seconds, stats,
-                  tuple(runs.first_start), reserved_wait, populations)
+                  tuple(runs.first_start), reserved_wait, populations, tuple(runs.completed_at))
 
 
 def bounds(trace: Trace) -> tuple[float, int]:
