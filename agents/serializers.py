@@ -62,7 +62,7 @@ class SeenContainerSerializer(serializers.Serializer):
     exit_code = serializers.IntegerField(allow_null=True, default=None, **INT32)
     ports = PublishedPortSerializer(many=True, default=list, help_text="The ports really bound on the host now.")
     ready = StrictBooleanField(allow_null=True, default=None,
-                                     help_text="Whether its health check passes; null without a verdict yet.")
+                               help_text="Whether its health check passes; null without a verdict yet.")
     health = StrictCharField(max_length=500, allow_blank=True, default="", help_text="What the latest probe said.")
 
 
