@@ -83,6 +83,9 @@ class Deployment(models.Model):
     name = models.CharField(max_length=200)
     # Deleting a cluster takes its finished history with it; the service refuses while work is active.
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="deployments")
+    # Whose share of the cluster it draws on (its quota there, its priority ceiling); a project with deployments
+    # is kept, its finished history moving to the default project when it is deleted (organizations.projects).
+    project = models.ForeignKey("organizations.Project", on_delete=models.PROTECT, related_name="deployments")
     docker_image = models.CharField(max_length=500)
     priority = models.IntegerField(default=0)
     cpu_required = models.DecimalField(**RESOURCE_DECIMAL, default=0)

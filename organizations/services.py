@@ -10,16 +10,17 @@ from rest_framework.exceptions import NotFound, ValidationError
 from accounts.models import User
 from hypervisor_mlops.api.exceptions import Conflict
 
-from .models import Membership, Organization, Role, generate_invite_code
+from .models import DEFAULT_PROJECT_NAME, Membership, Organization, Project, Role, generate_invite_code
 
 INVALID_INVITE_CODE = "Invalid invite code."
 
 
 def create_organization(*, name: str, creator: User) -> Organization:
-    """Create an organization whose creator is its first admin."""
+    """Create an organization whose creator is its first admin, with its default project."""
     with transaction.atomic():
         organization = Organization.objects.create(name=name)
         Membership.objects.create(organization=organization, user=creator, role=Role.ADMIN)
+        Project.objects.create(organization=organization, name=DEFAULT_PROJECT_NAME, is_default=True)
     return organization
 
 

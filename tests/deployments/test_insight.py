@@ -163,7 +163,8 @@ def test_exceeds_capacity_after_a_shrink(member, dev, cluster):
 @pytestmark_db
 def test_scheduling_while_a_pass_is_due(dev, cluster):
     # Written without the pass that would follow a submission: it fits, and a pass is due.
-    pk = Deployment.objects.create(cluster=cluster, name="x", docker_image="i", cpu_required=1).pk
+    pk = Deployment.objects.create(cluster=cluster, project=cluster.organization.default_project, name="x",
+                                   docker_image="i", cpu_required=1).pk
     assert scheduling(dev, pk)["reason"] == "scheduling"
     assert get(dev, pk)["status_reason"] == "Fits; waiting for the scheduler."
 
@@ -197,9 +198,11 @@ def test_queue_positions_of_a_page_are_the_queue_numbered():
 
     rng = random.Random(3)
     clusters = [ClusterFactory(organization=OrganizationFactory()) for _ in range(3)]
+    projects = {c.pk: c.organization.default_project for c in clusters}
     instants = [T0 + timedelta(microseconds=rng.choice([0, 1, 2, 5, 6, 7, 10**6])) for _ in range(20)]
     Deployment.objects.bulk_create(
-        Deployment(name=f"d{i}", cluster=rng.choice(clusters), docker_image="i", created_at=rng.choice(instants),
+        Deployment(name=f"d{i}", cluster=(chosen := rng.choice(clusters)), project=projects[chosen.pk],
+                   docker_image="i", created_at=rng.choice(instants),
                    priority=rng.choice([-2**31, -1, 0, 0, 1, 2, 2**31 - 1]),
                    status="pending")
         for i in range(400)
