@@ -10,7 +10,7 @@ from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from hypervisor_mlops.api.queries import QueryIntegerField
 from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer, StrictSerializer
-from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
+from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, QUOTA_LIMIT, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
 
 from .insight import explain_pending
@@ -170,10 +170,21 @@ class AmountsSerializer(serializers.Serializer):
     gpu = gpu_field(read_only=True)
 
 
+class ProjectShareSerializer(serializers.Serializer):
+    """Its project on its cluster: what the project holds, is guaranteed and may hold at most."""
+
+    id = serializers.IntegerField()
+    usage = AmountsSerializer()
+    guaranteed = AmountsSerializer()
+    limit = AmountsSerializer(allow_null=True)
+    borrowing = serializers.BooleanField(help_text="Whether starting it would take its project above its guarantee.")
+
+
 class SchedulingSerializer(serializers.Serializer):
     """Why a pending deployment waits, computed from one snapshot exactly as the scheduler would see it."""
 
-    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, RESERVED, EXCEEDS_CAPACITY, SCHEDULING))
+    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, RESERVED, EXCEEDS_CAPACITY, QUOTA_LIMIT,
+                                              SCHEDULING))
     shortfall = AmountsSerializer(help_text="What it needs beyond what is free.")
     queue_position = serializers.IntegerField(help_text="1-based place among the cluster's pending deployments.")
     waiting_for = serializers.ListField(child=serializers.IntegerField(), help_text="Unfinished dependencies.")
@@ -181,6 +192,7 @@ class SchedulingSerializer(serializers.Serializer):
         help_text="What running deployments of strictly lower priority that may still be preempted hold.")
     reserved_for = serializers.IntegerField(
         allow_null=True, help_text="For `reserved`: the deployment that what is free is set aside for.")
+    project = ProjectShareSerializer()
 
 
 class DeploymentSerializer(StrictModelSerializer):

@@ -14,11 +14,12 @@ With one project and no limit this is `planner.plan` exactly (it is what runs th
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
 
+from .insight import lower_priority_holdings
 from .planner import Pending, Plan, Running, in_queue_order, plan, queue_key
 from .resources import Resources, total
 
@@ -46,9 +47,9 @@ class ProjectPlan:
     waiting: Mapping[int, str]
 
 
-def priority_rules_suffice(running: Sequence[Running], pending: Sequence[Pending], quotas: Mapping[int, Quota]) -> bool:
-    """One project and no limit: the quotas change nothing, `planner.plan` decides alone."""
-    projects = {r.project for r in running} | {p.project for p in pending}
+def priority_rules_suffice(projects: Collection[int], quotas: Mapping[int, Quota]) -> bool:
+    """Deployments of one project (`projects`: those of the running and pending ones) and no limit: the quotas
+    change nothing, `planner.plan` decides alone."""
     return len(projects) <= 1 and all(quotas.get(p, NO_QUOTA).limit is None for p in projects)
 
 
@@ -62,7 +63,7 @@ def weighted_share(usage: Resources, quota: Quota, capacity: Resources) -> Decim
 
 def plan_with_quotas(capacity: Resources, running: Sequence[Running], pending: Sequence[Pending],
                      quotas: Mapping[int, Quota]) -> ProjectPlan:
-    if priority_rules_suffice(running, pending, quotas):
+    if priority_rules_suffice({r.project for r in running} | {p.project for p in pending}, quotas):
         return ProjectPlan(plan(capacity, running, pending), {})
     return _Pass(capacity, running, quotas).run(pending)
 
@@ -80,6 +81,7 @@ class _Pass:
         self.alive.sort(key=attrgetter("priority"))
         self.evicted: dict[int, tuple[Running, int]] = {}  # victim id -> (victim, preemptor id), in order
         self.waiting: dict[int, str] = {}
+        self.lower: dict[int, object] = {}  # project -> priority -> what its evictable lower priorities hold
 
     def quota(self, project: int) -> Quota:
         return self.quotas.get(project, NO_QUOTA)
@@ -148,8 +150,25 @@ class _Pass:
             return min(within, key=queue_key)
         return min(heads, key=lambda p: (self.share(p.project), queue_key(p)))
 
+    def reach(self, p: Pending, may_preempt: bool) -> Resources:
+        """What `p` could have at most: what is free, what lower priorities of its project hold, and, within its
+        guarantee, all that other projects above theirs hold. Cheap, so most of a long queue is passed over
+        without looking at who runs."""
+        reach = self.free
+        if may_preempt:
+            if p.project not in self.lower:
+                self.lower[p.project] = lower_priority_holdings(
+                    (r.priority, r.demand) for r in self.alive if r.project == p.project and r.evictable)
+            reach += self.lower[p.project](p.priority)
+        if self.within_guarantee(p):
+            reach += total(used for project, used in self.usage.items()
+                           if project != p.project and not used.fits_in(self.quota(project).guaranteed))
+        return reach
+
     def victims(self, p: Pending, may_preempt: bool) -> list[Running] | None:
         """Whom to evict so that `p` fits (an inclusion-minimal set), or None when nobody may make it fit."""
+        if not p.demand.fits_in(self.reach(p, may_preempt)):
+            return None
         candidates = self.reclaimable(p) if self.within_guarantee(p) else []
         if may_preempt:
             candidates += [r for r in self.alive if r.project == p.project and r.priority < p.priority
@@ -188,6 +207,7 @@ class _Pass:
 
     def evict(self, victim: Running, by: int) -> None:
         self.alive.remove(victim)
+        self.lower.pop(victim.project, None)
         self.evicted[victim.id] = (victim, by)
         self.free += victim.demand
         self.usage[victim.project] -= victim.demand
