@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
 
-from .insight import lower_priority_holdings
 from .planner import Pending, Plan, Running, in_queue_order, plan, queue_key
 from .resources import Resources, total
 
@@ -76,12 +75,23 @@ class _Pass:
         self.usage: dict[int, Resources] = {}
         for r in running:
             self.usage[r.project] = self.usage.get(r.project, Resources.zero()) + r.demand
-        # Cheapest to lose first within a project: lowest priority, then the most recently started.
-        self.alive = sorted(running, key=attrgetter("started_at", "id"), reverse=True)
-        self.alive.sort(key=attrgetter("priority"))
+        # Per project, cheapest to lose first: lowest priority, then the most recently started. Keyed by id, in
+        # that order, so an eviction takes it out at once.
+        order = sorted(running, key=attrgetter("started_at", "id"), reverse=True)
+        order.sort(key=attrgetter("priority"))
+        self.alive: dict[int, dict[int, Running]] = {}
+        for r in order:
+            self.alive.setdefault(r.project, {})[r.id] = r
         self.evicted: dict[int, tuple[Running, int]] = {}  # victim id -> (victim, preemptor id), in order
         self.waiting: dict[int, str] = {}
-        self.lower: dict[int, object] = {}  # project -> priority -> what its evictable lower priorities hold
+        # project -> priority -> what its evictable running deployments of that priority hold
+        self.evictable: dict[int, dict[int, Resources]] = {}
+        for r in order:
+            if r.evictable:
+                by_priority = self.evictable.setdefault(r.project, {})
+                by_priority[r.priority] = by_priority.get(r.priority, Resources.zero()) + r.demand
+        self.shares: dict[int, Decimal] = {}  # project -> its weighted share, until its usage changes
+        self.rooms: dict[int, Resources] = {}  # project -> what is left of its guarantee, until its usage changes
 
     def quota(self, project: int) -> Quota:
         return self.quotas.get(project, NO_QUOTA)
@@ -90,10 +100,19 @@ class _Pass:
         return self.usage.get(project, Resources.zero())
 
     def within_guarantee(self, p: Pending) -> bool:
-        return (self.used(p.project) + p.demand).fits_in(self.quota(p.project).guaranteed)
+        if p.project not in self.rooms:
+            self.rooms[p.project] = self.quota(p.project).guaranteed - self.used(p.project)
+        return p.demand.fits_in(self.rooms[p.project])
 
     def share(self, project: int) -> Decimal:
-        return weighted_share(self.used(project), self.quota(project), self.capacity)
+        if project not in self.shares:
+            self.shares[project] = weighted_share(self.used(project), self.quota(project), self.capacity)
+        return self.shares[project]
+
+    def add_usage(self, project: int, demand: Resources, sign: int = 1) -> None:
+        self.usage[project] = self.used(project) + demand if sign > 0 else self.used(project) - demand
+        self.shares.pop(project, None)
+        self.rooms.pop(project, None)
 
     def run(self, pending: Sequence[Pending]) -> ProjectPlan:
         if not self.free.is_nonnegative():
@@ -128,7 +147,7 @@ class _Pass:
             for victim in victims:
                 self.evict(victim, p.id)
             self.free -= p.demand
-            self.usage[p.project] = self.used(p.project) + p.demand
+            self.add_usage(p.project, p.demand)
             starts.append(p.id)
         self.reprieve()
         self.free += held
@@ -156,10 +175,9 @@ class _Pass:
         without looking at who runs."""
         reach = self.free
         if may_preempt:
-            if p.project not in self.lower:
-                self.lower[p.project] = lower_priority_holdings(
-                    (r.priority, r.demand) for r in self.alive if r.project == p.project and r.evictable)
-            reach += self.lower[p.project](p.priority)
+            # A handful of distinct priorities per project: summing them beats keeping prefix sums current.
+            reach += total(held for priority, held in self.evictable.get(p.project, {}).items()
+                           if priority < p.priority)
         if self.within_guarantee(p):
             reach += total(used for project, used in self.usage.items()
                            if project != p.project and not used.fits_in(self.quota(project).guaranteed))
@@ -171,7 +189,7 @@ class _Pass:
             return None
         candidates = self.reclaimable(p) if self.within_guarantee(p) else []
         if may_preempt:
-            candidates += [r for r in self.alive if r.project == p.project and r.priority < p.priority
+            candidates += [r for r in self.alive.get(p.project, {}).values() if r.priority < p.priority
                            and r.evictable]
         available, taken = self.free, {}
         usage = dict(self.usage)
@@ -202,15 +220,15 @@ class _Pass:
         over = {project for project, used in self.usage.items()
                 if project != p.project and not used.fits_in(self.quota(project).guaranteed)}
         ranked = sorted(over, key=lambda project: (-self.share(project), project))
-        rank = {project: i for i, project in enumerate(ranked)}
-        return sorted((r for r in self.alive if r.project in rank), key=lambda r: rank[r.project])
+        return [r for project in ranked for r in self.alive.get(project, {}).values()]
 
     def evict(self, victim: Running, by: int) -> None:
-        self.alive.remove(victim)
-        self.lower.pop(victim.project, None)
+        del self.alive[victim.project][victim.id]
+        if victim.evictable:
+            self.evictable[victim.project][victim.priority] -= victim.demand
         self.evicted[victim.id] = (victim, by)
         self.free += victim.demand
-        self.usage[victim.project] -= victim.demand
+        self.add_usage(victim.project, victim.demand, -1)
 
     def reprieve(self) -> None:
         """A victim that fits again once the pass is done keeps running, the most valuable first."""
@@ -221,4 +239,4 @@ class _Pass:
             if victim.demand.fits_in(self.free) and (limit is None or back.fits_in(limit)):
                 del self.evicted[victim_id]
                 self.free -= victim.demand
-                self.usage[victim.project] = back
+                self.add_usage(victim.project, victim.demand)
