@@ -68,9 +68,9 @@ def add_project_member(*, project: Project, user_id: int) -> tuple[User, bool]:
     member of its organization already. Returns the user and whether the membership is new.
     """
     with transaction.atomic():
-        # The organization membership stays until this commits: removing a member waits for it (FOR KEY SHARE
-        # on the user's membership row against its DELETE), then removes this project membership too.
-        membership = (Membership.objects.select_for_update(key_share=True)
+        # The organization membership stays until this commits: removing a member waits for it (a row lock
+        # against its DELETE), then removes this project membership too.
+        membership = (Membership.objects.select_for_update(no_key=True)
                       .filter(organization_id=project.organization_id, user__pk=user_id).first())
         if membership is None:
             raise ValidationError({"user": ["Not a member of this project's organization."]})
