@@ -27,17 +27,19 @@ FINISH_VERBS = {Status.COMPLETED: "completed", Status.FAILED: "failed", Status.C
 
 
 def create_deployment(*, cluster: Cluster, created_by: User, depends_on: Iterable[Deployment] = (),
-                      **fields) -> Deployment:
-    """Queue a deployment; a scheduling pass for its cluster runs once this commits.
+                      project: Project | None = None, **fields) -> Deployment:
+    """Queue a deployment in `project` (by default its organization's default project); a scheduling pass for
+    its cluster runs once this commits.
 
     Its dependencies must still be able to complete: one that already failed or was cancelled is a 400, and so
     is a project deleted since the request was validated.
     """
     with transaction.atomic():
-        _lock_project(fields["project"])
+        project = project or Project.objects.default_of(cluster.organization_id)
+        _lock_project(project)
         if depends_on:
             _ensure_dependencies_can_complete([d.pk for d in depends_on])
-        deployment = Deployment.objects.create(cluster=cluster, created_by=created_by, **fields)
+        deployment = Deployment.objects.create(cluster=cluster, project=project, created_by=created_by, **fields)
         if depends_on:
             deployment.depends_on.set(depends_on)
         DeploymentEvent.objects.create(

@@ -12,7 +12,20 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from accounts.models import User
 from hypervisor_mlops.api.exceptions import Conflict
 
-from .models import DUPLICATE_PROJECT_NAME, Membership, Project, ProjectMembership, Role
+from .models import (
+    DEFAULT_PROJECT_NAME,
+    DUPLICATE_PROJECT_NAME,
+    Membership,
+    Organization,
+    Project,
+    ProjectMembership,
+    Role,
+)
+
+
+def create_default_project(*, organization: Organization) -> Project:
+    """The project every member of a new organization belongs to; call it in the transaction creating it."""
+    return Project.objects.create(organization=organization, name=DEFAULT_PROJECT_NAME, is_default=True)
 
 
 def hold_project(project_id: int) -> bool:

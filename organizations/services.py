@@ -10,15 +10,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from accounts.models import User
 from hypervisor_mlops.api.exceptions import Conflict
 
-from .models import (
-    DEFAULT_PROJECT_NAME,
-    Membership,
-    Organization,
-    Project,
-    ProjectMembership,
-    Role,
-    generate_invite_code,
-)
+from .models import Membership, Organization, ProjectMembership, Role, generate_invite_code
+from .projects import create_default_project
 
 INVALID_INVITE_CODE = "Invalid invite code."
 
@@ -28,7 +21,7 @@ def create_organization(*, name: str, creator: User) -> Organization:
     with transaction.atomic():
         organization = Organization.objects.create(name=name)
         Membership.objects.create(organization=organization, user=creator, role=Role.ADMIN)
-        Project.objects.create(organization=organization, name=DEFAULT_PROJECT_NAME, is_default=True)
+        create_default_project(organization=organization)
     return organization
 
 
