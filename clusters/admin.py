@@ -3,7 +3,7 @@ from django.contrib import admin
 
 from agents.admin import AgentInline
 from deployments import insight
-from deployments.quotas import usage_by_project
+from deployments.usage import usage_by_project
 from scheduling.resources import Resources
 
 from .models import Cluster, ClusterQuota

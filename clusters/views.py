@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from deployments import capacity, quotas
+from deployments import capacity, quotas, usage
 from deployments.models import Status
 from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
 from organizations.models import Project
@@ -85,7 +85,7 @@ class ClusterQuotaViewSet(StrictQueryParameters, viewsets.GenericViewSet):
         cluster = self.get_object()
         projects = Project.objects.filter(organization_id=cluster.organization_id).order_by("id")
         page = self.paginate_queryset(projects.values_list("pk", flat=True))
-        return self.get_paginated_response(QuotaSerializer(quotas.quotas_of(cluster, list(page)), many=True).data)
+        return self.get_paginated_response(QuotaSerializer(usage.quotas_of(cluster, list(page)), many=True).data)
 
     @swagger_auto_schema(request_body=QuotaSerializer, responses={
         200: QuotaSerializer, 400: "A limit below the guarantee, or guarantees beyond the cluster's capacity.",

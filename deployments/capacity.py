@@ -7,7 +7,7 @@ from clusters.models import DUPLICATE_NAME, Cluster
 from hypervisor_mlops.api.exceptions import Conflict
 
 from .models import Deployment
-from .quotas import guarantees_of
+from .usage import guarantees_of
 from .tasks import request_scheduling
 
 LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu_limit": "gpu_allocated"}
