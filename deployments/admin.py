@@ -36,11 +36,12 @@ class InsightChangeList(ChangeList):
 
 @admin.register(Deployment)
 class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
-    list_display = ("id", "name", "cluster", "status", "waiting_reason", "queue_position", "end_reason", "priority",
+    list_display = ("id", "name", "cluster", "project", "status", "waiting_reason", "queue_position", "end_reason", "priority",
                     "cpu_required", "ram_required", "gpu_required", "restart_count", "preemption_count", "lost_seconds",
                     "created_at")
-    list_filter = ("status", "end_reason", "restart_policy", "cluster", "cluster__organization", "priority")
-    list_select_related = ("cluster",)
+    list_filter = ("status", "end_reason", "restart_policy", "cluster", "cluster__organization", "project",
+                   "priority")
+    list_select_related = ("cluster", "project")
     search_fields = ("name", "docker_image")
     readonly_fields = ("status", "status_message", "end_reason", "restart_count", "preemption_count", "lost_seconds",
                        "created_by",
@@ -54,7 +55,7 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        return (*self.readonly_fields, "cluster", "priority", "cpu_required", "ram_required", "gpu_required",
+        return (*self.readonly_fields, "cluster", "project", "priority", "cpu_required", "ram_required", "gpu_required",
                 "depends_on", "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts",
                 "time_limit_seconds", "persist_path", "ports", "health_check")
 

@@ -10,6 +10,8 @@ from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from hypervisor_mlops.api.queries import QueryIntegerField
 from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer, StrictSerializer
+from organizations.models import Project
+from organizations.projects import ensure_priority_allowed
 from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, QUOTA_LIMIT, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
 
@@ -36,6 +38,13 @@ class VisibleClusterField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):
         return Cluster.objects.visible_to(self.context["request"].user)
+
+
+class VisibleProjectField(serializers.PrimaryKeyRelatedField):
+    """Only projects of the caller's organizations can be named; any other id reads as nonexistent."""
+
+    def get_queryset(self):
+        return Project.objects.visible_to(self.context["request"].user)
 
 
 class DeploymentIdsField(serializers.ListField):
@@ -197,6 +206,7 @@ class SchedulingSerializer(serializers.Serializer):
 
 class DeploymentSerializer(StrictModelSerializer):
     cluster = VisibleClusterField()
+    project = VisibleProjectField(required=False, help_text="Default: the organization's `default` project.")
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
     priority = serializers.IntegerField(default=0, **INT32)
     cpu_required = resource_field(default=0)
@@ -231,7 +241,7 @@ class DeploymentSerializer(StrictModelSerializer):
     class Meta:
         model = Deployment
         fields = (
-            "id", "name", "organization", "cluster", "docker_image", "priority",
+            "id", "name", "organization", "cluster", "project", "docker_image", "priority",
             "cpu_required", "ram_required", "gpu_required", "depends_on", "dependents",
             "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts", "time_limit_seconds",
             "persist_path", "ports", "health_check", "status", "status_reason", "scheduling", "exit_code",
@@ -306,10 +316,24 @@ class DeploymentSerializer(StrictModelSerializer):
         }
         if errors:
             raise serializers.ValidationError(errors)
+        self._check_project(attrs, cluster)
         self._check_probes_a_port(attrs)
         if "depends_on" in attrs:
             attrs["depends_on"] = self._dependencies(attrs["depends_on"], cluster)
         return attrs
+
+    def _check_project(self, attrs: dict, cluster: Cluster) -> None:
+        """The project (the organization's default unless named) is of the cluster's organization, and allows
+        the priority; on an edit, checked again when either changes."""
+        if self.instance is None:
+            attrs.setdefault("project", Project.objects.default_of(cluster.organization_id))
+        elif not {"project", "priority"} & attrs.keys():
+            return
+        project = attrs.get("project", getattr(self.instance, "project", None))
+        if project.organization_id != cluster.organization_id:
+            raise serializers.ValidationError({"project": ["This project belongs to another organization than the "
+                                                           "cluster."]})
+        ensure_priority_allowed(project=project, priority=attrs.get("priority", getattr(self.instance, "priority", 0)))
 
     def _check_probes_a_port(self, attrs: dict) -> None:
         ports = attrs.get("ports", getattr(self.instance, "ports", None) or [])

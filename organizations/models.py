@@ -3,7 +3,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 
 
 def generate_invite_code() -> str:
@@ -53,7 +53,7 @@ class Organization(models.Model):
     @property
     def default_project(self) -> "Project":
         """The project every member belongs to, and where deployments go unless they name another."""
-        return self.projects.get(is_default=True)
+        return Project.objects.default_of(self.pk)
 
 
 class Role(models.TextChoices):
@@ -97,6 +97,22 @@ DUPLICATE_PROJECT_NAME = "A project with this name already exists in this organi
 
 class ProjectQuerySet(TenantQuerySet):
     organization_path = "organization__"
+
+    def default_of(self, organization_id: int) -> "Project":
+        return self.get(organization_id=organization_id, is_default=True)
+
+    def with_members_count(self) -> "ProjectQuerySet":
+        """Annotated with `members_count`: the organization's members for the default project, its own for the
+        others (counted in subqueries, which the join of `visible_to` cannot multiply)."""
+        def count(queryset, key: str):
+            counted = queryset.order_by().values(key).annotate(n=models.Count("pk")).values("n")
+            return Coalesce(models.Subquery(counted), 0)
+
+        return self.annotate(members_count=models.Case(
+            models.When(is_default=True, then=count(
+                Membership.objects.filter(organization=models.OuterRef("organization")), "organization")),
+            default=count(ProjectMembership.objects.filter(project=models.OuterRef("pk")), "project"),
+        ))
 
 
 class Project(models.Model):

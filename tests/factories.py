@@ -23,11 +23,12 @@ class UserFactory(factory.django.DjangoModelFactory):
 class OrganizationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"org{n}")
     # As organizations.services.create_organization gives every organization its default project.
-    default_project = factory.RelatedFactory(
-        "tests.factories.ProjectFactory", factory_related_name="organization", name=DEFAULT_PROJECT_NAME, is_default=True)
+    default_project = factory.RelatedFactory("tests.factories.ProjectFactory", factory_related_name="organization",
+                                             name=DEFAULT_PROJECT_NAME, is_default=True)
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):

@@ -1,12 +1,18 @@
-# Deployments gain their project: nullable first, every existing one then put in its organization's default
-# project (where its scheduling stays exactly as it was), and NOT NULL in 0011, after the backfill.
+# Deployments gain their project: nullable first; then every organization that exists gets the default project
+# that creating one now gives it, and every deployment goes into its organization's (where its scheduling stays
+# exactly as it was); NOT NULL in 0011, after the backfill.
 import django.db.models.deletion
 from django.db import migrations, models
 
 
 def put_in_default_projects(apps, schema_editor):
-    Deployment = apps.get_model("deployments", "Deployment")
+    Organization = apps.get_model("organizations", "Organization")
     Project = apps.get_model("organizations", "Project")
+    Deployment = apps.get_model("deployments", "Deployment")
+    Project.objects.bulk_create(
+        Project(organization_id=pk, name="default", is_default=True)
+        for pk in Organization.objects.exclude(projects__is_default=True).values_list("pk", flat=True)
+    )
     for organization_id, project_id in Project.objects.filter(is_default=True).values_list("organization_id", "pk"):
         Deployment.objects.filter(cluster__organization_id=organization_id).update(project_id=project_id)
 
@@ -15,7 +21,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('deployments', '0009_services'),
-        ('organizations', '0003_default_projects'),
+        ('organizations', '0002_projects'),
     ]
 
     operations = [
