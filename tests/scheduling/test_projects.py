@@ -60,6 +60,18 @@ def test_a_guarantee_is_reclaimed_from_a_borrower_whatever_its_priority():
     assert result.plan.preemptions == ((2, 10),) and result.plan.starts == (10,)
 
 
+def test_reclaim_takes_a_deployment_at_the_preemption_cap_only_when_nothing_else_will_do():
+    quotas = {A: Quota(guaranteed=res(4, 32, 4)), B: Quota(guaranteed=res(0, 0, 0))}
+    capped = replace(in_project(B, run(2, 0, res(1, 1, 4), started=9)), preemptions=PREEMPTION_CAP)
+    borrowing = [in_project(B, run(1, 0, res(1, 1, 4), started=0)), capped]
+    result = plan_with_quotas(CAPACITY, borrowing, [in_project(A, pend(10, 0, res(1, 1, 4)))], quotas)
+    assert result.plan.preemptions == ((1, 10),)  # not the most recent one: it was preempted twice already
+    # A guarantee is still always recovered: when A needs all eight, the capped one goes too.
+    result = plan_with_quotas(CAPACITY, borrowing, [in_project(A, pend(10, 0, res(1, 1, 8)))],
+                              {**quotas, A: Quota(res(8, 64, 8))})
+    assert sorted(result.plan.preemptions) == [(1, 10), (2, 10)] and result.plan.starts == (10,)
+
+
 def test_reclaim_never_touches_a_project_within_its_guarantee():
     quotas = {A: Quota(guaranteed=res(4, 32, 4)), B: Quota(guaranteed=res(4, 32, 4))}
     within = [in_project(B, run(1, 0, res(1, 1, 4)))]
