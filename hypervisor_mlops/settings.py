@@ -223,6 +223,11 @@ STREAM_HEARTBEAT_SECONDS = config("STREAM_HEARTBEAT_SECONDS", default=10.0, cast
 STREAM_POLL_SECONDS = config("STREAM_POLL_SECONDS", default=0.5, cast=float)
 # A stream is closed after this long (the client resumes with Last-Event-ID): at most once every 5 minutes.
 STREAM_MAX_SECONDS = config("STREAM_MAX_SECONDS", default=300.0, cast=float)
+# Threads per process that read for streams, each with its own connection: what all its streams share.
+STREAM_READERS = config("STREAM_READERS", default=4, cast=int)
+# Streams one process keeps open (503 beyond). Under threads each holds one: bin/run gives every worker this
+# many threads more than it needs for requests.
+STREAMS_PER_PROCESS = config("STREAMS_PER_PROCESS", default=100, cast=int)
 
 # --- Metrics ----------------------------------------------------------------------------------------------
 # /metrics answers only with this bearer token; unset (the default), it is 404.

@@ -1,12 +1,27 @@
 """For views with actions that also answer as a stream (`?follow=true`, `?watch=true`): the same auth and
 tenant isolation as the action, errors as JSON, no throttle for a stream while it is open, and Last-Event-ID."""
+import threading
+
+from django.conf import settings
 from django.http import HttpResponse
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import BooleanField
 from rest_framework.renderers import JSONRenderer
 
+from ..streams.hints import bus
 from ..streams.responses import event_stream
+from .exceptions import ServiceUnavailable
 from .queries import WHOLE_NUMBER
+
+_openings: threading.BoundedSemaphore | None = None
+
+
+def opening() -> threading.BoundedSemaphore:
+    """As many streams open at once as there are reader threads: the connections a process spends on them."""
+    global _openings
+    if _openings is None:
+        _openings = threading.BoundedSemaphore(settings.STREAM_READERS)
+    return _openings
 
 
 class StreamingActions:
@@ -43,8 +58,18 @@ class StreamingActions:
         token = getattr(self.request, "auth", None)
         return float(token["exp"]) if token is not None and "exp" in getattr(token, "payload", {}) else None
 
+    def dispatch(self, request, *args, **kwargs):
+        if not any(request.GET.get(name) in BooleanField.TRUE_VALUES for name in self.stream_parameters.values()):
+            return super().dispatch(request, *args, **kwargs)
+        # Opening a stream reads on the request's own connection (the caller, the object); a crowd of clients
+        # reconnecting at once would open that many connections, so they take turns, a few at a time.
+        with opening():
+            return super().dispatch(request, *args, **kwargs)
+
     def serve_stream(self, reader, *, keys: tuple[int, ...]) -> HttpResponse:
         """Serve the reader's frames as they come; a 204 to a client that resumes a stream already over."""
+        if bus().open_streams >= settings.STREAMS_PER_PROCESS:
+            raise ServiceUnavailable("Too many streams open on this server; reconnect in a moment.")
         first = reader.read()
         frames, ended = first
         if ended and not frames and self.last_event_id() is not None:

@@ -81,6 +81,11 @@ class Bus:
         """How often a stream reads again without a hint: rarely while hints flow, often when they cannot."""
         return settings.STREAM_HEARTBEAT_SECONDS if self._listening else settings.STREAM_POLL_SECONDS
 
+    @property
+    def open_streams(self) -> int:
+        with self._lock:
+            return len({s for subscriptions in self._waiting.values() for s in subscriptions})
+
     def subscribe(self, keys: Iterable[int]) -> Subscription:
         subscription = Subscription(keys)
         with self._lock:

@@ -3,17 +3,21 @@
 Django buffers a streaming response whose iterator does not match the server (a sync iterator under ASGI, an
 async one under WSGI, each read whole into memory before the first byte is sent), so the iterator is chosen by
 the request the server made. Both run the same loop: read from the database, send what is new, then wait for a
-hint with no database connection or transaction held (the connection is closed after every read).
+hint with no database connection or transaction held. Reads run on a few reader threads per process, each with
+its own connection (single autocommit statements, no transaction), so a process's streams share a handful of
+connections however many they are, and no stream holds one while it waits.
 """
+import asyncio
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.http import StreamingHttpResponse
 
 from .hints import bus
@@ -67,11 +71,23 @@ def close_connections() -> None:
         connection.close()
 
 
-def _read_and_let_go(read: Callable[[], Read]) -> Read:
-    try:
-        return read()
-    finally:
-        close_connections()
+_readers: ThreadPoolExecutor | None = None
+_readers_lock = threading.Lock()
+
+
+def readers() -> ThreadPoolExecutor:
+    """The process's reader threads (made on first use, after a server forks its workers)."""
+    global _readers
+    with _readers_lock:
+        if _readers is None:
+            _readers = ThreadPoolExecutor(settings.STREAM_READERS, thread_name_prefix="stream-read")
+        return _readers
+
+
+def _read_on_a_reader(read: Callable[[], Read]) -> Read:
+    # Outside a request nothing else retires a reader's connection past CONN_MAX_AGE or after an error.
+    close_old_connections()
+    return read()
 
 
 def _steps(read: Callable[[], Read], first: Read, deadline: float) -> Iterator[bytes | Wait]:
@@ -93,7 +109,7 @@ def _steps(read: Callable[[], Read], first: Read, deadline: float) -> Iterator[b
         if time.monotonic() - last_sent >= heartbeat:
             yield HEARTBEAT
             last_sent = time.monotonic()
-        frames, ended = _read_and_let_go(read)
+        frames, ended = readers().submit(_read_on_a_reader, read).result()
 
 
 def _sync_frames(steps: Iterator[bytes | Wait], subscription) -> Iterator[bytes]:
@@ -108,10 +124,10 @@ def _sync_frames(steps: Iterator[bytes | Wait], subscription) -> Iterator[bytes]
 
 
 async def _async_frames(steps: Iterator[bytes | Wait], subscription):
-    # Each step may read the database: it runs in a worker thread, never on the event loop.
-    advance = sync_to_async(next, thread_sensitive=False)
+    # A step may read the database (on a reader thread, waited for in the step): it never runs on the event loop.
+    loop = asyncio.get_running_loop()
     try:
-        while (step := await advance(steps, None)) is not None:
+        while (step := await loop.run_in_executor(None, next, steps, None)) is not None:
             if isinstance(step, Wait):
                 await subscription.wait_async(step.seconds)
             else:

@@ -1,11 +1,12 @@
-"""The stream tests' servers: PostgreSQL with Redis under a threaded (WSGI) and an async (ASGI) gunicorn, and the
-embedded default (SQLite, no Redis) as bin/run serves it."""
+"""The stream tests' servers: PostgreSQL with Redis under a threaded (WSGI, what bin/run serves) and an async
+(ASGI) gunicorn, since each needs its own kind of iterator, and the embedded default (SQLite, no Redis) as bin/run
+serves it."""
 import pytest
 
 from tests.streams.service import server
 
 SERVERS = {"postgres-wsgi": ("wsgi", 8961, False), "postgres-asgi": ("asgi", 8962, False),
-           "embedded": ("asgi", 8963, True)}
+           "embedded": ("wsgi", 8963, True)}
 
 
 @pytest.fixture(scope="module", params=list(SERVERS))

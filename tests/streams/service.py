@@ -17,7 +17,8 @@ from httpx_sse import connect_sse
 from tests.workers import NOT_EMBEDDED, _answers, database_url_for_subprocesses, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = {"wsgi": ["hypervisor_mlops.wsgi:application", "--threads", "32"],
+# As bin/run serves it: 4 threads for requests plus STREAMS_PER_PROCESS (100) for streams.
+APPS = {"wsgi": ["hypervisor_mlops.wsgi:application", "--threads", "104"],
         "asgi": ["hypervisor_mlops.asgi:application", "--worker-class", "asgi"]}
 _names = itertools.count()
 
