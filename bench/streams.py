@@ -90,8 +90,8 @@ class World:
                                                          "ram_limit": "64", "gpu_limit": 0}).json()["id"]
         agent = self.api.post(f"/clusters/{self.cluster}/agents/", json={"name": "host"}).json()["token"]
         self.agent = httpx.Client(base_url=f"{base}/api/v1", timeout=30, headers={"Authorization": f"Bearer {agent}"})
-        self.deployment = self.api.post("/deployments/", json={"name": "job", "cluster": self.cluster,
-                                                               "docker_image": "img:1", "cpu_required": "1"}).json()["id"]
+        body = {"name": "job", "cluster": self.cluster, "docker_image": "img:1", "cpu_required": "1"}
+        self.deployment = self.api.post("/deployments/", json=body).json()["id"]
         self._sync(containers=[{"deployment": self.deployment, "attempt": 1, "container": "c1", "state": "running",
                                 "exit_code": None}])
         self.offset = 0
@@ -188,8 +188,8 @@ def main() -> None:
         print(f"{kind} ({shape}, {'embedded' if args.embedded else 'PostgreSQL + Redis'}), {args.followers} followers:")
         print(f"  GET /clusters/ p50: {baseline:.1f} ms alone, {figures['clusters_p50_ms']:.1f} ms with followers "
               f"({figures['clusters_p50_ms'] / baseline:.2f}x)")
-        print(f"  per 100 idle followers: {figures['rss_per_100']:.1f} MiB RSS, {figures['idle_cpu_per_100'] * 100:.1f}% "
-              "of a core")
+        print(f"  per 100 idle followers: {figures['rss_per_100']:.1f} MiB RSS, "
+              f"{figures['idle_cpu_per_100'] * 100:.1f}% of a core")
         if figures["p50"] is not None:
             print(f"  line to follower: p50 {figures['p50'] * 1000:.0f} ms, p99 {figures['p99'] * 1000:.0f} ms, "
                   f"{figures['delivered']}/{figures['expected']} delivered, {figures['within_1s']:.1%} within 1 s")

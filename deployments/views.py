@@ -10,8 +10,8 @@ from rest_framework.response import Response
 
 from hypervisor_mlops.api.queries import StrictQueryParameters
 from hypervisor_mlops.api.sse import StreamingActions
-from hypervisor_mlops.streams.hints import EVERY
 from hypervisor_mlops.internals import set_prefetched
+from hypervisor_mlops.streams.hints import EVERY
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 
 from . import insight, lifecycle, streams

@@ -11,17 +11,32 @@ from .common import Group, cli, command
 
 @cli.group(cls=Group)
 def org():
-    """Create or join an organization."""
+    """Create or join an organization.
+
+    \b
+    Example:
+      hv org create ml-team
+    """
 
 
 @cli.group(cls=Group)
 def cluster():
-    """Create a cluster."""
+    """Create a cluster.
+
+    \b
+    Example:
+      hv cluster create gpu-pool --org 1 --cpu 16 --ram 64 --gpu 2
+    """
 
 
 @cli.group(cls=Group)
 def agent():
-    """Register the agent that runs a cluster's deployments as containers."""
+    """Register the agent that runs a cluster's deployments as containers.
+
+    \b
+    Example:
+      hv agent register 1 gpu-host-1
+    """
 
 
 @command(cli)

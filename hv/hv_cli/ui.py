@@ -42,11 +42,13 @@ class Ui:
         widths = [max([cell_len(column), *(cell_len(row[i]) for row in cells)]) for i, column in enumerate(columns)]
 
         def line(values: list[str]) -> str:
-            padded = [value + " " * (width - cell_len(value)) for value, width in zip(values[:-1], widths)]
+            pairs = zip(values[:-1], widths[:-1], strict=True)
+            padded = [value + " " * (width - cell_len(value)) for value, width in pairs]
             return "  ".join([*padded, values[-1]])
 
-        text = Text(line(columns) + "\n", style="bold")
-        text.append("\n".join(line(row) for row in cells))
+        text = Text()
+        text.append(line(columns), style="bold")
+        text.append("".join("\n" + line(row) for row in cells))
         self.out.print(text, crop=False, overflow="ignore", no_wrap=True)
 
     def line(self, text: str) -> None:

@@ -70,7 +70,10 @@ class Bus:
     """The process's hint exchange: who waits for which deployments, and the Redis listener that feeds them."""
 
     def __init__(self, redis_url: str) -> None:
-        self._client = redis.Redis.from_url(redis_url) if redis_url else None
+        self._redis_url = redis_url
+        # Publishing runs after a commit, inside a request or a task: an unresponsive Redis must not hold it up.
+        self._client = (redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+                        if redis_url else None)
         self._waiting: dict[int, set[Subscription]] = defaultdict(set)
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
@@ -128,7 +131,9 @@ class Bus:
     def _listen(self) -> None:
         while True:
             try:
-                pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                # A connection of its own that waits as long as it takes, pinging now and then to notice a dead one.
+                listener = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1, health_check_interval=30)
+                pubsub = listener.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self._listening = True
                 self._wake_all()  # hints sent while this was not listening are lost: everyone reads again

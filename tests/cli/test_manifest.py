@@ -1,6 +1,5 @@
 """Pure parts of hv: the YAML of `hv apply` (dependencies by name, creation order) and `hv why`'s words."""
 import pytest
-
 from hv_cli.manifest import ManifestError, body_of, in_creation_order, load
 from hv_cli.why import explain
 
@@ -43,5 +42,5 @@ def test_why_reads_the_scheduling_object_as_a_person_would():
         "Preemptible (lower priority, running): 2 CPU, 8 GB RAM.",
         "Reservation: what is free is held for #9.",
     ]
-    assert explain({**deployment, "status": "running", "scheduling": None,
-                    "status_reason": "Running on cluster 'pool'."}) == ["#4 'nightly' is running: Running on cluster 'pool'."]
+    running = {**deployment, "status": "running", "scheduling": None, "status_reason": "Running on cluster 'pool'."}
+    assert explain(running) == ["#4 'nightly' is running: Running on cluster 'pool'."]
