@@ -1,11 +1,17 @@
 """Serializers for agents: how users see them, and what an agent's sync says and is told."""
 import base64
 
+from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
 
 from deployments.output import LOG_KEEP_CHARS
 from deployments.reports import SeenContainer, StartFailure
-from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer
+from hypervisor_mlops.api.serializers import (
+    PageSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictModelSerializer,
+)
 
 from .models import Agent
 
@@ -40,12 +46,24 @@ class AgentPageSerializer(PageSerializer):
     results = AgentSerializer(many=True)
 
 
+PORT = {"min_value": 1, "max_value": 65535}
+
+
+class PublishedPortSerializer(serializers.Serializer):
+    port = serializers.IntegerField(**PORT)
+    host_port = serializers.IntegerField(**PORT)
+
+
 class SeenContainerSerializer(serializers.Serializer):
     deployment = serializers.IntegerField(**ID)
     attempt = serializers.IntegerField(**ID)
     container = StrictCharField(max_length=128)
     state = serializers.ChoiceField(choices=("created", "running", "exited"))
     exit_code = serializers.IntegerField(allow_null=True, default=None, **INT32)
+    ports = PublishedPortSerializer(many=True, default=list, help_text="The ports really bound on the host now.")
+    ready = StrictBooleanField(allow_null=True, default=None,
+                               help_text="Whether its health check passes; null without a verdict yet.")
+    health = StrictCharField(max_length=500, allow_blank=True, default="", help_text="What the latest probe said.")
 
 
 class StartFailureSerializer(serializers.Serializer):
@@ -72,6 +90,8 @@ class SyncRequestSerializer(serializers.Serializer):
     """What the agent sees on its host: its whole picture each time, so a lost or repeated report is harmless."""
 
     hostname = StrictCharField(max_length=255, allow_blank=True, default="")
+    advertise_address = StrictCharField(max_length=255, allow_blank=True, default="",
+                                        help_text="The host in its services' URLs; empty for `hostname`.")
     version = StrictCharField(max_length=64, allow_blank=True, default="")
     gpus = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=1023), max_length=1024,
                                  default=list)
@@ -89,7 +109,14 @@ class SyncRequestSerializer(serializers.Serializer):
 
     def seen(self) -> list[SeenContainer] | None:
         containers = self.validated_data.get("containers")
-        return None if containers is None else [SeenContainer(**c) for c in containers]
+        if containers is None:
+            return None
+        return [SeenContainer(**{**c, "ports": tuple((p["port"], p["host_port"]) for p in c["ports"])})
+                for c in containers]
+
+    def host(self) -> str:
+        """Where the agent's published ports are reached."""
+        return self.validated_data["advertise_address"] or self.validated_data["hostname"]
 
     def failures(self) -> list[StartFailure]:
         return [StartFailure(**f) for f in self.validated_data["start_failures"]]
@@ -114,6 +141,16 @@ class DesiredDeploymentSerializer(serializers.Serializer):
     stop_grace_seconds = serializers.IntegerField(source="deployment.stop_grace_seconds")
     persist_path = serializers.CharField(source="deployment.persist_path", allow_null=True,
                                          help_text="Where the deployment's own volume is mounted; null for none.")
+    ports = serializers.ListField(source="deployment.ports", child=serializers.IntegerField(),
+                                  help_text="Container ports to publish on free host ports.")
+    host_ports = serializers.SerializerMethodField()
+    health_check = serializers.JSONField(source="deployment.health_check", allow_null=True,
+                                         help_text="As the deployment has it; null for none.")
+
+    @swagger_serializer_method(serializer_or_field=PublishedPortSerializer(many=True, help_text=(
+        "The host ports its attempt's previous run had: asked for again, so a URL outlives a restart.")))
+    def get_host_ports(self, run) -> list[dict]:
+        return [{"port": e["port"], "host_port": e["host_port"]} for e in run.endpoints]
 
 
 class SyncAgentSerializer(serializers.ModelSerializer):

@@ -95,7 +95,7 @@ class AgentSyncView(StrictQueryParameters, APIView):
         held = runs.append_logs(agent_id=agent.pk, chunks=report.chunks())
         seen = report.seen()
         if seen is not None:
-            runs.apply_agent_report(agent=agent, seen=seen, failures=report.failures())
+            runs.apply_agent_report(agent=agent, seen=seen, failures=report.failures(), host=report.host())
         return Response(SyncResponseSerializer({
             "agent": agent,
             "poll_seconds": settings.AGENT_POLL_SECONDS,

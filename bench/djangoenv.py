@@ -10,8 +10,8 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "hypervisor_mlops.settings",
     "DATABASE_URL": f"{PG_SERVER}/{DB_NAME}",
     "SECRET_KEY": "bench",
-    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/10",
-    "REDIS_URL": "redis://127.0.0.1:6379/11",
+    "CELERY_BROKER_URL": os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/10"),
+    "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "THROTTLE_USER_RATE": "1000000/min",
     "THROTTLE_ANON_RATE": "1000000/min",
@@ -79,12 +79,10 @@ def analyze() -> None:
 def make_owner(username: str = "bench"):
     """A user who administers an organization: (user, organization)."""
     from accounts.models import User
-    from organizations.models import Membership, Organization, Role
+    from organizations.services import create_organization
 
     user = User.objects.create_user(username=username, email=f"{username}@example.com", password="x" * 20)
-    organization = Organization.objects.create(name=f"{username}-org")
-    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
-    return user, organization
+    return user, create_organization(name=f"{username}-org", creator=user)
 
 
 def bulk_queue(*, cluster, user, specs, start_at):
@@ -95,9 +93,10 @@ def bulk_queue(*, cluster, user, specs, start_at):
     """
     from deployments.models import Deployment, DeploymentEvent, EventKind
 
+    project = cluster.organization.default_project
     rows = [
         Deployment(
-            name=f"job-{i}", cluster=cluster, docker_image="trainer:1", priority=priority,
+            name=f"job-{i}", cluster=cluster, project=project, docker_image="trainer:1", priority=priority,
             cpu_required=demand.cpu, ram_required=demand.ram, gpu_required=demand.gpu,
             created_by=user, created_at=start_at + timedelta(milliseconds=i),
         )

@@ -52,9 +52,9 @@ def seed_running(cluster, user, count: int, rng: random.Random) -> None:
 
     from deployments.models import Deployment
 
-    now = timezone.now()
+    now, project = timezone.now(), cluster.organization.default_project
     Deployment.objects.bulk_create(
-        (Deployment(name=f"run-{i}", cluster=cluster, docker_image="img", priority=rng.randint(-5, 5),
+        (Deployment(name=f"run-{i}", cluster=cluster, project=project, docker_image="img", priority=rng.randint(-5, 5),
                     cpu_required=1, ram_required=1, status="running", started_at=now - timedelta(seconds=i),
                     created_by=user, created_at=now - timedelta(hours=1)) for i in range(count)),
         batch_size=5_000,

@@ -1,6 +1,7 @@
 """Replay a small trace through the real service, time-compressed, and compare it with the simulator.
 
-    .venv/bin/python bench/replay.py [--jobs 220] [--gpus 32] [--seed 1] [--seconds 120] [--reserve-after 600]
+    .venv/bin/python bench/replay.py [--jobs 220] [--gpus 32] [--seed 1] [--load 0.9] [--seconds 120]
+        [--reserve-after 600]
 
 The trace (bench/traces.py) is the simulator's. The service runs as in production: gunicorn and a Celery
 worker on PostgreSQL (database `hypervisor_replay`) and a Redis of the replay's own (port 6391). A client
@@ -156,11 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=220)
     parser.add_argument("--gpus", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--load", type=float, default=0.9, help="work offered over GPU capacity (as simulate.py's)")
     parser.add_argument("--seconds", type=float, default=120, help="wall-clock length of the replay")
     parser.add_argument("--reserve-after", type=int, default=600, help="trace seconds; 0 or less: never")
     args = parser.parse_args(argv)
 
-    trace = make_trace(args.jobs, seed=args.seed, gpus=args.gpus)
+    trace = make_trace(args.jobs, seed=args.seed, gpus=args.gpus, load=args.load)
     scale = args.seconds / trace.horizon
     reserve_after = args.reserve_after if args.reserve_after > 0 else None
     print(f"trace: {describe(trace)}")
@@ -180,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
 
     simulated = simulate(trace, PlannerPolicy(trace, reserve_after))
     print(table([HEADER, row(simulated), row(replayed)]))
+    print(f"agreement: utilisation {simulated.utilisation:.3f} and {replayed.utilisation:.3f} (within 0.02: "
+          f"{abs(simulated.utilisation - replayed.utilisation) <= 0.02}), completed {simulated.completed} and "
+          f"{replayed.completed} (equal: {simulated.completed == replayed.completed})")
+    for job in trace.jobs:
+        ours, theirs = simulated.completed_at[job.id], replayed.completed_at[job.id]
+        if (ours < 0) != (theirs < 0):
+            print(f"completed by one only: job {job.id} ({job.gpu} GPU, priority {job.priority}, {job.duration} s), "
+                  f"simulated {'never' if ours < 0 else f'at {ours:.0f}'}, replayed "
+                  f"{'never' if theirs < 0 else f'at {theirs:.0f}'}, horizon {trace.horizon}; first starts "
+                  f"{simulated.first_starts[job.id]:.0f} and {replayed.first_starts[job.id]:.0f}")
     late = sorted(player.late)
     print(f"submissions: {len(player.ids)} of {len(trace.jobs)}; late by p50 {late[len(late) // 2] * 1000:.0f} ms, "
           f"max {late[-1] * 1000:.0f} ms (wall); errors: {len(player.errors)}")

@@ -4,9 +4,10 @@
 
 Each policy sees the same trace (bench/traces.py) on one cluster. Events are arrivals and completions; all
 events at one second are applied, then the policy decides what starts and what is preempted. A preempted
-deployment goes back to pending with its `created_at` and loses the work of that run: it restarts its whole
-duration. The simulation stops at the trace's horizon; deployments still waiting then count with the wait
-they had so far (a lower bound on theirs).
+deployment goes back to pending with its `created_at` and loses the work of that run since its latest
+checkpoint: one that does not checkpoint restarts its whole duration (`traces.make_habits` says which do, and
+the time limits users set). The simulation stops at the trace's horizon; deployments still waiting then count
+with the wait they had so far (a lower bound on theirs).
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scheduling.planner import Pending, Running, plan  # noqa: E402
+from scheduling.planner import PREEMPTION_CAP, Pending, Running, plan  # noqa: E402
 from scheduling.resources import Resources  # noqa: E402
-from traces import DAY, HIGH, LOW, NORMAL, Job, Trace, describe, make_trace  # noqa: E402
+from traces import (CHECKPOINT_MINUTES, CHECKPOINT_SHARE, DAY, HIGH, LIMIT_SHARE, LOW, NORMAL,  # noqa: E402
+                    Habits, Job, Trace, describe, make_habits, make_trace)
 
 LEVELS = (LOW, NORMAL, HIGH)
 LARGE_GPUS = 8
@@ -38,15 +40,25 @@ class PlannerPolicy:
     A deployment is `due` once it has waited `reserve_after` seconds since it was created (None: never, i.e.
     the planner without reservations). A pass runs only when something may start: an arrival that fits in
     what is free plus what strictly lower priorities hold, or a completion when some pending deployment's
-    GPUs would. A settled cluster stays settled otherwise (a reservation coming due only holds back), so the
-    passes skipped are exactly those that would plan nothing. A pass with preemptions is followed by another
-    at the same second until one preempts nothing, as the service's reconcile sweep would (a victim may in
-    turn preempt what started behind its preemptor).
+    GPUs would. A settled cluster stays settled otherwise (a reservation coming due only holds back, and a
+    protection only takes victims away), so the passes skipped are exactly those that would plan nothing. A
+    pass with preemptions is followed by another at the same second until one preempts nothing, as the
+    service's reconcile sweep would (a victim may in turn preempt what started behind its preemptor).
+
+    Levers under measurement, each a protection the planner is given as a deployment it may not evict (as if
+    at the cap): `protect_ending` seconds, a running deployment whose time limit (`habits`) ends within that
+    long; `protect_reserved`, one that started on its reservation, for the rest of that run.
     """
 
-    def __init__(self, trace: Trace, reserve_after: int | None, name: str = "", *, skip_idle: bool = True) -> None:
+    def __init__(self, trace: Trace, reserve_after: int | None, name: str = "", *, skip_idle: bool = True,
+                 habits: Habits | None = None, protect_ending: int | None = None,
+                 protect_reserved: bool = False) -> None:
         self.skip_idle = skip_idle  # False: a pass after every event (to check that skipping changes nothing)
         self.name = name or ("planner" if reserve_after is not None else "planner, no reservations")
+        self.limits = habits.time_limit if habits is not None else None
+        self.protect_ending = protect_ending if self.limits is not None else None
+        self.protect_reserved = protect_reserved
+        self.ending: list[tuple[int, int, int]] = []  # heap of (when its protection begins, id, its start)
         self.reserve_after = reserve_after
         self.capacity = Resources(trace.cpu, trace.ram, trace.gpu)
         self.free = [trace.cpu, trace.ram, trace.gpu]
@@ -135,6 +147,12 @@ class PlannerPolicy:
             waiting = pending.get(pk)
             if waiting is not None and not waiting.due:
                 pending[pk] = replace(waiting, due=True)
+        ending, running = self.ending, self.running
+        while ending and ending[0][0] <= now:
+            _, pk, started = heapq.heappop(ending)
+            current = running.get(pk)
+            if current is not None and current.started_at == started:
+                running[pk] = replace(current, preemptions=PREEMPTION_CAP)
         changes: list[Change] = []
         for _ in range(10):
             self.passes += 1
@@ -158,11 +176,15 @@ class PlannerPolicy:
                 counts[job.gpu] -= 1
                 if not counts[job.gpu]:
                     del counts[job.gpu]
-                self.running[pk] = Running(pk, job.priority, Resources(job.cpu, job.ram, job.gpu), now,
-                                           self.preempted.get(pk, 0))
                 since = self.reserved_since.pop(pk, None)
                 if since is not None:
                     self.longest_held = max(self.longest_held, now - since)
+                protected = self.protect_reserved and since is not None
+                self.running[pk] = Running(pk, job.priority, Resources(job.cpu, job.ram, job.gpu), now,
+                                           PREEMPTION_CAP if protected else self.preempted.get(pk, 0))
+                limit = self.limits[pk] if self.protect_ending is not None else None
+                if limit is not None and not protected:
+                    heapq.heappush(self.ending, (now + limit - self.protect_ending, pk, now))
                 self._take(job)
                 changes.append((True, job))
             if not result.preemptions:
@@ -286,6 +308,9 @@ class Result:
     stats: str
     first_starts: tuple[int, ...]  # by deployment id (index 0 unused): when it first started, -1 for never
     reserved_wait: int | None = None  # planner with reservations: longest from holding one to starting
+    # (work lost share, completed, deployments) of those that checkpoint, then of the others
+    populations: tuple[tuple[float, int, int], ...] = ()
+    completed_at: tuple[float, ...] = ()  # by deployment id (index 0 unused): when it completed, -1 for never
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -298,43 +323,56 @@ class Runs:
     """What happened to a trace's deployments, by id: first starts, runs, preemptions and completions.
 
     Recorded by the simulator as it goes, and read off the service's events by bench/replay.py, so that both
-    are summarized by the same `summarize`.
+    are summarized by the same `summarize`. Held and lost GPU-seconds and completions are also kept apart for
+    the deployments that checkpoint (population True) and the others (False).
     """
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: Trace, checkpointing: Sequence[bool] = ()) -> None:
         n = len(trace.jobs)
         self.gpus = [0] + [job.gpu for job in trace.jobs]
+        self.checkpointing = list(checkpointing) or [False] * (n + 1)
         self.first_start = [-1.0] * (n + 1)
+        self.completed_at = [-1.0] * (n + 1)
         self.preemptions = [0] * (n + 1)
         self.running: dict[int, float] = {}  # id -> start of its current run
-        self.completed = 0
-        self.held = 0.0  # GPU-seconds of the runs that have ended
-        self.lost = 0.0  # of which preemption threw away
+        self.completed = {False: 0, True: 0}
+        self.held = {False: 0.0, True: 0.0}  # GPU-seconds of the runs that have ended
+        self.lost = {False: 0.0, True: 0.0}  # of which preemption threw away
 
     def start(self, pk: int, t: float) -> None:
         if self.first_start[pk] < 0:
             self.first_start[pk] = t
         self.running[pk] = t
 
-    def preempt(self, pk: int, t: float) -> None:
-        ran = self.gpus[pk] * (t - self.running.pop(pk))
-        self.held += ran
-        self.lost += ran
+    def preempt(self, pk: int, t: float, kept: float = 0.0) -> None:
+        """`kept`: seconds of this run that its latest checkpoint saved."""
+        ran = t - self.running.pop(pk)
+        population = self.checkpointing[pk]
+        self.held[population] += self.gpus[pk] * ran
+        self.lost[population] += self.gpus[pk] * (ran - kept)
         self.preemptions[pk] += 1
 
     def complete(self, pk: int, t: float) -> None:
-        self.held += self.gpus[pk] * (t - self.running.pop(pk))
-        self.completed += 1
+        population = self.checkpointing[pk]
+        self.held[population] += self.gpus[pk] * (t - self.running.pop(pk))
+        self.completed[population] += 1
+        self.completed_at[pk] = t
 
-    def held_until(self, horizon: int) -> float:
-        return self.held + sum(self.gpus[pk] * (horizon - start) for pk, start in self.running.items())
+    def held_until(self, horizon: int) -> dict[bool, float]:
+        held = dict(self.held)
+        for pk, start in self.running.items():
+            held[self.checkpointing[pk]] += self.gpus[pk] * (horizon - start)
+        return held
 
 
-def simulate(trace: Trace, policy) -> Result:
-    """Replay `trace` through `policy` (arrive, finish, schedule) up to the trace's horizon."""
+def simulate(trace: Trace, policy, habits: Habits | None = None) -> Result:
+    """Replay `trace` through `policy` (arrive, finish, schedule) up to the trace's horizon; with `habits`, the
+    deployments that checkpoint lose only the run time since their latest checkpoint when preempted."""
     clock = time.perf_counter()
     jobs, horizon, n = trace.jobs, trace.horizon, len(trace.jobs)
-    runs = Runs(trace)
+    every = habits.checkpoint_every if habits is not None else (None,) * (n + 1)
+    runs = Runs(trace, [e is not None for e in every])
+    remaining = [0] + [job.duration for job in jobs]  # run time still needed, less what checkpoints saved
     run = [0] * (n + 1)  # number of the current run: a completion event of an earlier run is stale
     completions: list[tuple[int, int, int]] = []  # heap of (end, id, run)
     i = 0
@@ -357,9 +395,12 @@ def simulate(trace: Trace, policy) -> Result:
             run[pk] += 1
             if started:
                 runs.start(pk, t)
-                heapq.heappush(completions, (t + job.duration, pk, run[pk]))
+                heapq.heappush(completions, (t + remaining[pk], pk, run[pk]))
             else:
-                runs.preempt(pk, t)
+                ran = t - runs.running[pk]
+                kept = ran // every[pk] * every[pk] if every[pk] else 0
+                remaining[pk] -= kept
+                runs.preempt(pk, t, kept)
     seconds = time.perf_counter() - clock
     reserved_wait = None
     if isinstance(policy, PlannerPolicy) and policy.reserve_after is not None:
@@ -387,10 +428,13 @@ def summarize(trace: Trace, name: str, runs: Runs, *, seconds: float = 0.0, stat
         quantiles[level] = (percentile(values, 50), percentile(values, 99)) if values else (0, 0)
     counts = runs.preemptions[1:]
     capacity = trace.gpu * horizon
-    busy = runs.held_until(horizon)
-    return Result(name, (busy - runs.lost) / capacity, busy / capacity, runs.completed, quantiles, longest_large,
-                  longest, sum(counts) / n, max(counts), runs.lost / busy if busy else 0.0, seconds, stats,
-                  tuple(runs.first_start), reserved_wait)
+    held = runs.held_until(horizon)
+    busy, lost = sum(held.values()), sum(runs.lost.values())
+    populations = tuple((runs.lost[c] / held[c] if held[c] else 0.0, runs.completed[c],
+                         sum(runs.checkpointing[job.id] == c for job in trace.jobs)) for c in (True, False))
+    return Result(name, (busy - lost) / capacity, busy / capacity, sum(runs.completed.values()), quantiles,
+                  longest_large, longest, sum(counts) / n, max(counts), lost / busy if busy else 0.0, seconds, stats,
+                  tuple(runs.first_start), reserved_wait, populations, tuple(runs.completed_at))
 
 
 def bounds(trace: Trace) -> tuple[float, int]:
@@ -411,14 +455,16 @@ def bounds(trace: Trace) -> tuple[float, int]:
     return min(1.0, trace.offered_gpu_seconds / capacity), count
 
 
-POLICIES: dict[str, Callable[[Trace, int | None], object]] = {
-    "planner": lambda trace, reserve_after: PlannerPolicy(trace, reserve_after),
-    "no-reservations": lambda trace, _: PlannerPolicy(trace, None),
-    "priority-fifo": lambda trace, _: FifoPolicy(trace, by_priority=True, preempt=False,
-                                                 name="priority FIFO, no backfill"),
-    "priority-fifo-preempt": lambda trace, _: FifoPolicy(trace, by_priority=True, preempt=True,
-                                                         name="priority FIFO + preemption"),
-    "fifo": lambda trace, _: FifoPolicy(trace, by_priority=False, preempt=False, name="FIFO, no priority"),
+# (trace, reserve_after, **levers of PlannerPolicy) -> policy; the FIFO policies take no lever.
+POLICIES: dict[str, Callable[..., object]] = {
+    "planner": lambda trace, reserve_after, **levers: PlannerPolicy(trace, reserve_after, **levers),
+    "no-reservations": lambda trace, _, **levers: PlannerPolicy(trace, None, **levers),
+    "priority-fifo": lambda trace, _, **levers: FifoPolicy(trace, by_priority=True, preempt=False,
+                                                           name="priority FIFO, no backfill"),
+    "priority-fifo-preempt": lambda trace, _, **levers: FifoPolicy(trace, by_priority=True, preempt=True,
+                                                                   name="priority FIFO + preemption"),
+    "fifo": lambda trace, _, **levers: FifoPolicy(trace, by_priority=False, preempt=False,
+                                                  name="FIFO, no priority"),
 }
 
 
@@ -433,14 +479,17 @@ def duration(seconds: float) -> str:
 
 
 HEADER = ("policy", "GPU util", "held", "completed", "high p50/p99", "normal p50/p99", "low p50/p99",
-          f"longest >={LARGE_GPUS} GPU", "longest any", "preempt mean/max", "work lost", "sim s")
+          f"longest >={LARGE_GPUS} GPU", "longest any", "preempt mean/max", "work lost", "checkpointing: lost, done",
+          "others: lost, done", "sim s")
 
 
 def row(result: Result) -> tuple[str, ...]:
     return (result.policy, f"{result.utilisation:.3f}", f"{result.held:.3f}", f"{result.completed:,}",
             *(f"{duration(result.waits[level][0])}/{duration(result.waits[level][1])}" for level in (HIGH, NORMAL, LOW)),
             duration(result.longest_large), duration(result.longest),
-            f"{result.preemptions_mean:.3f}/{result.preemptions_max}", f"{result.lost:.1%}", f"{result.seconds:.1f}")
+            f"{result.preemptions_mean:.3f}/{result.preemptions_max}", f"{result.lost:.1%}",
+            *(f"{lost:.1%}, {done:,} of {count:,}" for lost, done, count in result.populations),
+            f"{result.seconds:.1f}")
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -483,6 +532,33 @@ def check_targets(trace: Trace, results: dict[str, Result], reserve_after: int) 
     return lines
 
 
+def check_preemption_targets(trace: Trace, results: dict[str, Result]) -> list[str]:
+    """Each target of issue 19 (preemption that keeps work) that one trace can decide, met or MISSED."""
+    ours, fifo = results.get("planner"), results.get("fifo")
+    if ours is None or fifo is None:
+        return []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**MISSED**"
+
+    util_bound, _ = bounds(trace)
+    best_fifo = max(r.utilisation for key, r in results.items() if key in ("fifo", "priority-fifo"))
+    best_done = max(r.completed for r in results.values())
+    return [
+        f"work lost {ours.lost:.1%} <= 5%: {verdict(ours.lost <= 0.05)}",
+        f"utilisation {ours.utilisation:.4f} = {ours.utilisation / util_bound:.3f} of the bound ({util_bound:.4f}) "
+        f">= 0.97: {verdict(ours.utilisation >= 0.97 * util_bound)}; >= the best FIFO's ({best_fifo:.4f}): "
+        f"{verdict(ours.utilisation >= best_fifo)}",
+        f"completed {ours.completed:,} = {ours.completed / best_done:.1%} of the best ({best_done:,}) >= 99%: "
+        f"{verdict(ours.completed >= 0.99 * best_done)}",
+        f"high-priority wait p99 {duration(ours.waits[HIGH][1])} <= 5 min: {verdict(ours.waits[HIGH][1] <= 300)}",
+        f"longest wait {duration(ours.longest)} <= 2 x FIFO's ({duration(fifo.longest)}): "
+        f"{verdict(ours.longest <= 2 * fifo.longest)}",
+        f"most preemptions of one deployment {ours.preemptions_max} <= 5: {verdict(ours.preemptions_max <= 5)}",
+        f"simulated in {ours.seconds:.1f} s",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="deployments per trace, comma separated")
@@ -491,17 +567,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gpus", type=int, default=256, help="GPUs of the cluster (8-GPU nodes' CPU and RAM)")
     parser.add_argument("--load", type=float, default=0.5, help="work offered over GPU capacity")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma separated: " + ", ".join(POLICIES))
+    parser.add_argument("--checkpoint-share", type=float, default=CHECKPOINT_SHARE,
+                        help="share of deployments that checkpoint")
+    parser.add_argument("--checkpoint-minutes", type=float, default=CHECKPOINT_MINUTES,
+                        help="minutes of running between two checkpoints")
+    parser.add_argument("--limit-share", type=float, default=LIMIT_SHARE, help="share that set a time limit")
+    parser.add_argument("--protect-ending", type=int, default=None,
+                        help="lever: seconds; no victim whose time limit ends within that long")
+    parser.add_argument("--protect-reserved", action="store_true",
+                        help="lever: no victim that started on its reservation")
     args = parser.parse_args(argv)
+    levers = {"protect_ending": args.protect_ending, "protect_reserved": args.protect_reserved}
 
     longest_without: list[tuple[int, int]] = []
     for size in (int(s) for s in args.sizes.split(",")):
         trace = make_trace(size, seed=args.seed, gpus=args.gpus, load=args.load)
-        print(f"\n### {trace.name} deployments (seed {args.seed}, reserve_after {args.reserve_after} s)\n")
+        habits = make_habits(trace, seed=args.seed, limit_share=args.limit_share,
+                             checkpoint_share=args.checkpoint_share, checkpoint_minutes=args.checkpoint_minutes)
+        print(f"\n### {trace.name} deployments (seed {args.seed}, reserve_after {args.reserve_after} s; "
+              f"{args.checkpoint_share:.0%} checkpoint every {args.checkpoint_minutes:g} min, "
+              f"{args.limit_share:.0%} set a time limit; levers {levers})\n")
         print(describe(trace) + "\n")
         results = {}
         for key in args.policies.split(","):
-            policy = POLICIES[key](trace, args.reserve_after)
-            results[key] = simulate(trace, policy)
+            policy = POLICIES[key](trace, args.reserve_after, habits=habits, **levers)
+            results[key] = simulate(trace, policy, habits)
             print(f"  {results[key].policy}: {results[key].seconds:.1f} s {results[key].stats}", file=sys.stderr)
         util_bound, done_bound = bounds(trace)
         rows = [HEADER, *(row(r) for r in results.values()),
@@ -509,6 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(table(rows) + "\n")
         for line in check_targets(trace, results, args.reserve_after):
             print(f"- {line}")
+        for line in check_preemption_targets(trace, results):
+            print(f"- issue 19: {line}")
         if "no-reservations" in results:
             longest_without.append((size, results["no-reservations"].longest))
         for key, result in results.items():

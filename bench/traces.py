@@ -138,3 +138,41 @@ def describe(trace: Trace) -> str:
             f">=8 GPU {large:.1%} (holding {large_work:.0%} of the GPU time); duration p50 "
             f"{durations[n // 2] / 60:.0f} min, p99 {durations[int(n * 0.99)] / 3600:.1f} h, max "
             f"{durations[-1] / 3600:.1f} h; offered load {offered:.2f}")
+
+
+@dataclass(frozen=True, slots=True)
+class Habits:
+    """What the users of a trace's deployments set beside the request: a time limit, and whether the workload
+    checkpoints (and how often). Indexed by deployment id (index 0 unused); None for none."""
+
+    time_limit: tuple[int | None, ...]
+    checkpoint_every: tuple[int | None, ...]
+
+
+LIMIT_SHARE = 0.7  # deployments that set time_limit_seconds
+LIMIT_FACTOR_MEDIAN, LIMIT_FACTOR_SIGMA = 2.0, 0.8  # the limit over the run time, at least 1
+LIMIT_ROUNDING = 600  # users type round numbers: the limit is rounded up to 10 minutes
+CHECKPOINT_SHARE, CHECKPOINT_MINUTES = 0.5, 30
+
+
+def make_habits(trace: Trace, *, seed: int, limit_share: float = LIMIT_SHARE,
+                checkpoint_share: float = CHECKPOINT_SHARE, checkpoint_minutes: float = CHECKPOINT_MINUTES) -> Habits:
+    """Time limits and checkpoints for `trace`, from a generator of their own: the trace itself is unchanged.
+
+    Time limits: `limit_share` of the deployments set one; it is never below the run time (a limit that ended
+    a run would be a failure, which the trace does not model) and overestimates it as users of batch
+    schedulers do (Tsafrir et al., "Backfilling using system-generated predictions", TPDS 2007: most requested
+    limits are several times the run): run time x a log-normal factor of median 2 (at least 1), rounded up to
+    10 minutes. Checkpoints: `checkpoint_share` of the deployments (drawn apart from the limits) save their
+    work every `checkpoint_minutes` of running and, once preempted, resume from the latest save.
+    """
+    rng = random.Random(seed * 7_919 + len(trace.jobs))
+    every = round(checkpoint_minutes * 60)
+    limits: list[int | None] = [None]
+    checkpoints: list[int | None] = [None]
+    for job in trace.jobs:
+        factor = max(1.0, rng.lognormvariate(math.log(LIMIT_FACTOR_MEDIAN), LIMIT_FACTOR_SIGMA))
+        limit = -(-math.ceil(job.duration * factor) // LIMIT_ROUNDING) * LIMIT_ROUNDING
+        limits.append(limit if rng.random() < limit_share else None)
+        checkpoints.append(every if every > 0 and rng.random() < checkpoint_share else None)
+    return Habits(tuple(limits), tuple(checkpoints))

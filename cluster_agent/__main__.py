@@ -1,10 +1,12 @@
-"""The command line: bin/agent --server URL --token TOKEN [--gpus 0,1,...] [--interval SECONDS]."""
+"""The command line: bin/agent --server URL --token TOKEN [--gpus 0,1,...] [--advertise-address HOST]
+[--interval SECONDS]."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 
@@ -44,6 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", default=os.environ.get("HV_AGENT_TOKEN"), help="the agent token (HV_AGENT_TOKEN)")
     parser.add_argument("--gpus", type=gpu_list, default=os.environ.get("HV_AGENT_GPUS", ""),
                         help="GPU indices this agent hands out, e.g. 0,1 (HV_AGENT_GPUS; default none)")
+    parser.add_argument("--advertise-address",
+                        default=os.environ.get("HV_AGENT_ADVERTISE_ADDRESS") or socket.gethostname(),
+                        help="the host in the URLs of its services' published ports (HV_AGENT_ADVERTISE_ADDRESS; "
+                             "default this host's name)")
     parser.add_argument("--interval", type=seconds, default=os.environ.get("HV_AGENT_INTERVAL"),
                         help="seconds between passes (HV_AGENT_INTERVAL; default: what the server suggests)")
     args = parser.parse_args(argv)
@@ -61,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    agent = Agent(ServerClient(args.server, args.token), Runtime.from_env, args.gpus, args.interval, stop)
+    agent = Agent(ServerClient(args.server, args.token), Runtime.from_env, args.gpus, args.interval, stop,
+                  advertise_address=args.advertise_address)
     result: list[int] = []
     # The loop runs in a daemon thread so that a sync or a Docker call in flight never delays the exit.
     loop = threading.Thread(target=lambda: result.append(agent.run()), daemon=True, name="reconcile")

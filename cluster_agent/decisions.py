@@ -5,6 +5,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from cluster_agent.health import HealthCheck
+
 # Only these states hold nothing: "created" has not started yet, the others have ended. Anything else counts
 # as live, including states a runtime adds (Podman's "stopping" while a SIGTERM'd process winds down), so an
 # unfamiliar state can never let a preemptor start beside its victim.
@@ -26,6 +28,7 @@ class Observed:
     exit_code: int | None = None
     gpus: tuple[int, ...] = ()
     stop_grace: int = 30
+    ports: tuple[tuple[int, int], ...] = ()  # (container port, host port) as really bound now
 
     @property
     def key(self) -> Key:
@@ -55,6 +58,9 @@ class Desired:
     gpu: int = 0
     stop_grace_seconds: int = 30
     persist_path: str | None = None  # where the deployment's own volume is mounted
+    ports: tuple[int, ...] = ()  # container ports to publish
+    host_ports: Mapping[int, int] = field(default_factory=dict)  # the host ports to ask for (a restart's)
+    health_check: HealthCheck | None = None
 
     @property
     def key(self) -> Key:

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from cluster_agent import __version__, protocol
 from cluster_agent.client import Refused, ServerClient, Unavailable
@@ -20,6 +21,7 @@ from cluster_agent.decisions import (
     volumes_to_remove,
 )
 from cluster_agent.logs import LogFollower
+from cluster_agent.probes import HealthChecker
 from cluster_agent.runtime import CONCURRENT_ACTIONS, ERRORS, Runtime, StartFailed
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class Agent:
         gpus: Sequence[int],
         interval: float | None,
         stop: threading.Event,
+        advertise_address: str = "",
     ) -> None:
         self.server = server
+        self.advertise_address = advertise_address
         self.connect = connect
         self.runtime: Runtime | None = None
         self.gpus = tuple(gpus)
@@ -58,6 +62,7 @@ class Agent:
         self.uid: str | None = None
         self.cluster: int | None = None
         self.followers: dict[str, LogFollower] = {}
+        self.checkers: dict[str, HealthChecker] = {}
         self.wake = threading.Event()
         self.lock = threading.Lock()  # guards the three below, which background actions change
         self.starting: dict[Key, tuple[int, ...]] = {}  # attempt -> GPU indices of its start in flight
@@ -117,6 +122,7 @@ class Agent:
         with self.lock:
             self.failures = {key: error for key, error in self.failures.items() if key in wanted}
         self.act(desired, observed, in_flight, creating, set(failures) & wanted, exited)
+        self.check_health(desired, observed)
         for name in volumes_to_remove(protocol.finished_volumes(response), volumes, observed):
             self.docker().remove_volume(name)
 
@@ -134,7 +140,8 @@ class Agent:
     def body(self, containers: list[dict] | None, start_failures: list[dict], logs: list[dict],
              volumes: list[int] = ()) -> dict:
         return protocol.sync_request(hostname=socket.gethostname(), version=__version__, gpus=list(self.gpus),
-                                     containers=containers, start_failures=start_failures, logs=logs, volumes=volumes)
+                                     containers=containers, start_failures=start_failures, logs=logs, volumes=volumes,
+                                     advertise_address=self.advertise_address)
 
     def adopt(self, response: dict) -> None:
         uid, cluster = protocol.identity(response)
@@ -173,10 +180,25 @@ class Agent:
             state = reported_state(container.state, drained)
             if state == "exited":
                 exited.add(container.container_id)
+            checker = self.checkers.get(container.container_id)
             containers.append(protocol.seen_container(deployment=container.deployment, attempt=container.attempt,
                                                       container=container.container_id, state=state,
-                                                      exit_code=container.exit_code))
+                                                      exit_code=container.exit_code, ports=container.ports,
+                                                      verdict=checker.verdict if checker else None))
         return containers, logs, exited
+
+    def check_health(self, desired: list[Desired], observed: list[Observed]) -> None:
+        """A checker for each running container of a deployment with a health check; none for anything else."""
+        checks = {want.key: want.health_check for want in desired if want.health_check is not None}
+        running = {container.container_id: container for container in observed
+                   if container.live and container.key in checks}
+        for container_id in [known for known in self.checkers if known not in running]:
+            self.checkers.pop(container_id).close()
+        for container_id, container in running.items():
+            if container_id not in self.checkers:
+                self.checkers[container_id] = HealthChecker(
+                    self.docker(), container_id, checks[container.key], self.wake.set).start()
+            self.checkers[container_id].published = dict(container.ports)
 
     def acknowledge(self, held: list[tuple[int, int, int]]) -> None:
         by_key = {follower.key: follower for follower in self.followers.values()}
@@ -227,7 +249,7 @@ class Agent:
                 if create_only:
                     self.docker().create(want, gpus, uid=self.uid, cluster=self.cluster)
                 elif created is None:
-                    self.docker().start(want, gpus, uid=self.uid, cluster=self.cluster)
+                    self.start_published(want, gpus)
                 else:
                     self.docker().resume(created)
             log.info("%s deployment %s attempt %s (%s) with GPUs [%s]", "created" if create_only else "started",
@@ -244,6 +266,18 @@ class Agent:
                 del self.starting[want.key]
                 self.creating.discard(want.key)
             self.wake.set()
+
+    def start_published(self, want: Desired, gpus: tuple[int, ...]) -> None:
+        """Starts the container on the host ports its attempt's previous run had, or, when another process took
+        one of them meanwhile, on free ones (its URL changes then, rather than the restart failing)."""
+        try:
+            self.docker().start(want, gpus, uid=self.uid, cluster=self.cluster)
+        except StartFailed as exc:
+            if not want.host_ports:
+                raise
+            log.warning("deployment %s attempt %s: its host ports %s are taken (%s); publishing on free ones",
+                        want.deployment, want.attempt, dict(want.host_ports), exc.message)
+            self.docker().start(replace(want, host_ports={}), gpus, uid=self.uid, cluster=self.cluster)
 
     def stop_in_background(self, container: Observed) -> None:
         with self.lock:

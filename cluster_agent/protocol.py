@@ -10,23 +10,30 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from cluster_agent.decisions import Desired
+from cluster_agent.health import Verdict, parse_check
 
 
 def sync_request(*, hostname: str, version: str, gpus: list[int], containers: list[dict] | None,
-                 start_failures: list[dict], logs: list[dict], volumes: list[int] = ()) -> dict:
+                 start_failures: list[dict], logs: list[dict], volumes: list[int] = (),
+                 advertise_address: str = "") -> dict:
     """The report: `containers` None when the agent has not looked yet (an empty list says none exist);
-    `volumes` the deployments whose volumes it holds."""
+    `volumes` the deployments whose volumes it holds; `advertise_address` the host of its services' URLs."""
     body = {"hostname": hostname, "version": version, "gpus": list(gpus), "start_failures": start_failures,
-            "logs": logs, "volumes": sorted(volumes)}
+            "logs": logs, "volumes": sorted(volumes), "advertise_address": advertise_address}
     if containers is not None:
         body["containers"] = containers
     return body
 
 
-def seen_container(*, deployment: int, attempt: int, container: str, state: str, exit_code: int | None) -> dict:
-    """One container of the agent as it sees it: `state` created, running or exited (with its `exit_code`)."""
+def seen_container(*, deployment: int, attempt: int, container: str, state: str, exit_code: int | None,
+                   ports: tuple[tuple[int, int], ...] = (), verdict: Verdict | None = None) -> dict:
+    """One container of the agent as it sees it: `state` created, running or exited (with its `exit_code`),
+    the host ports its ports are bound to, and its health check's verdict (none without a check)."""
+    verdict = verdict or Verdict()
     return {"deployment": deployment, "attempt": attempt, "container": container, "state": state,
-            "exit_code": exit_code if state == "exited" else None}
+            "exit_code": exit_code if state == "exited" else None,
+            "ports": [{"port": port, "host_port": host_port} for port, host_port in ports],
+            "ready": verdict.ready, "health": verdict.said[:500]}
 
 
 def start_failure(*, deployment: int, attempt: int, error: str) -> dict:
@@ -54,6 +61,9 @@ def desired(entry: Mapping) -> Desired:
         gpu=int(entry.get("gpu") or 0),
         stop_grace_seconds=int(entry.get("stop_grace_seconds", 30)),
         persist_path=entry.get("persist_path") or None,
+        ports=tuple(int(port) for port in entry.get("ports") or ()),
+        host_ports={int(e["port"]): int(e["host_port"]) for e in entry.get("host_ports") or ()},
+        health_check=parse_check(entry.get("health_check")),
     )
 
 

@@ -114,7 +114,8 @@ class Runtime:
                     if not is_gone(exc):
                         raise
                     continue
-            observed.append(Observed(entry["Id"], deployment, attempt, state, exit_code, gpus, grace))
+            observed.append(Observed(entry["Id"], deployment, attempt, state, exit_code, gpus, grace,
+                                     published_ports(entry)))
         return observed
 
     def exit_code(self, container_id: str) -> int:
@@ -147,14 +148,18 @@ class Runtime:
                 CLUSTER: "" if cluster is None else str(cluster),
             },
             "environment": {**want.env, **gpu_environment(gpus)},
+            "ports": list(want.ports),
             "detach": True,
         }
         try:
-            mounts = {}
+            options = {}
+            if want.ports:
+                # A host port of None: the runtime picks a free one.
+                options["port_bindings"] = {port: want.host_ports.get(port) for port in want.ports}
             if want.persist_path:
                 config["volumes"] = [want.persist_path]
-                mounts["binds"] = [f"{self.volume(want.deployment, uid)}:{want.persist_path}:rw"]
-            config["host_config"] = self.client.api.create_host_config(**limits(want), **mounts)
+                options["binds"] = [f"{self.volume(want.deployment, uid)}:{want.persist_path}:rw"]
+            config["host_config"] = self.client.api.create_host_config(**limits(want), **options)
             try:
                 return self.client.api.create_container(**config)["Id"]
             except docker.errors.ImageNotFound:
@@ -218,6 +223,13 @@ class Runtime:
             if not is_gone(exc):
                 raise
 
+    def exec(self, container_id: str, argv: tuple[str, ...]) -> int:
+        """Runs `argv` inside the container, its output discarded; its exit code."""
+        # Attached to its output, the start returns only once the command has ended.
+        exec_id = self.client.api.exec_create(container_id, list(argv))["Id"]
+        self.client.api.exec_start(exec_id)
+        return self.client.api.exec_inspect(exec_id)["ExitCode"]
+
     def follow_logs(self, container_id: str) -> Iterator[bytes]:
         """The container's stdout and stderr from its first byte, raw, until it stops."""
         return self.log_client.api.logs(container_id, stdout=True, stderr=True, stream=True, follow=True)
@@ -225,6 +237,16 @@ class Runtime:
     def logs(self, container_id: str) -> bytes:
         """The container's stdout and stderr so far, raw."""
         return self.log_client.api.logs(container_id, stdout=True, stderr=True)
+
+
+def published_ports(entry: dict) -> tuple[tuple[int, int], ...]:
+    """(container port, host port) of the TCP ports a listing entry shows bound; once each, though Docker lists
+    a port once per address family, and none at all right after a start (moby#42860): only what is bound."""
+    bound = {}
+    for port in entry.get("Ports") or ():
+        if port.get("Type", "tcp") == "tcp" and port.get("PublicPort"):
+            bound.setdefault(int(port["PrivatePort"]), int(port["PublicPort"]))
+    return tuple(sorted(bound.items()))
 
 
 def limits(want: Desired) -> dict[str, int]:

@@ -3,8 +3,10 @@ from django.contrib import admin
 
 from agents.admin import AgentInline
 from deployments import insight
+from deployments.usage import usage_by_project
+from scheduling.resources import Resources
 
-from .models import Cluster
+from .models import Cluster, ClusterQuota
 
 
 def _utilization(allocated, limit) -> str:
@@ -23,6 +25,40 @@ class SaveChangedFieldsOnly:
             super().save_model(request, obj, form, change)
 
 
+def _amounts(resources: Resources | None) -> str:
+    return "none" if resources is None else f"{resources.cpu} CPU, {resources.ram} GB RAM, {resources.gpu} GPU"
+
+
+class ClusterQuotaInline(admin.TabularInline):
+    """Projects' quotas with what they use now; set through the API, which keeps the guarantees within the
+    cluster's capacity under its lock."""
+
+    model = ClusterQuota
+    extra = 0
+    can_delete = False
+    fields = ("project", "guaranteed_amounts", "limit_amounts", "weight", "usage")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("project")
+
+    @admin.display(description="guaranteed")
+    def guaranteed_amounts(self, quota: ClusterQuota) -> str:
+        return _amounts(quota.guaranteed)
+
+    @admin.display(description="limit")
+    def limit_amounts(self, quota: ClusterQuota) -> str:
+        return _amounts(quota.limit)
+
+    @admin.display(description="usage (running)")
+    def usage(self, quota: ClusterQuota) -> str:
+        return _amounts(usage_by_project([quota.cluster_id]).get((quota.cluster_id, quota.project_id),
+                                                                 Resources.zero()))
+
+
 @admin.register(Cluster)
 class ClusterAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_display = ("name", "organization", "cpu_utilization", "ram_utilization", "gpu_utilization", "created_at")
@@ -30,7 +66,7 @@ class ClusterAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
     list_select_related = ("organization",)
     search_fields = ("name", "organization__name")
     readonly_fields = ("cpu_allocated", "ram_allocated", "gpu_allocated", "reservation", "created_at")
-    inlines = (AgentInline,)
+    inlines = (ClusterQuotaInline, AgentInline)
 
     def get_readonly_fields(self, request, obj=None):
         # Resizing goes through the API, which refuses to shrink below what running deployments hold.

@@ -9,6 +9,7 @@ from scheduling.resources import Resources
 RESOURCE_DECIMAL = {"max_digits": 12, "decimal_places": 3}
 DUPLICATE_NAME = "A cluster with this name already exists in this organization."
 DEFAULT_RESERVE_AFTER_SECONDS = 600
+MAX_WEIGHT = 1000
 
 
 class ClusterQuerySet(TenantQuerySet):
@@ -96,3 +97,67 @@ class Cluster(models.Model):
         """Record what running deployments hold now; callers hold the cluster's lock (clusters.locks)."""
         self.cpu_allocated, self.ram_allocated, self.gpu_allocated = allocated.cpu, allocated.ram, allocated.gpu
         self.save(update_fields=["cpu_allocated", "ram_allocated", "gpu_allocated"])
+
+
+class ClusterQuota(models.Model):
+    """What a project is guaranteed, and may use at most, on one cluster, and its weight when it borrows.
+
+    Without a row a project has nothing guaranteed, no limit and weight 1. The guarantees of a cluster never sum
+    to more than its capacity: that spans rows, so `clusters.quotas` keeps it under the cluster lock.
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="quotas")
+    project = models.ForeignKey("organizations.Project", on_delete=models.CASCADE, related_name="quotas")
+    guaranteed_cpu = models.DecimalField(**RESOURCE_DECIMAL, default=0)
+    guaranteed_ram = models.DecimalField(**RESOURCE_DECIMAL, default=0)
+    guaranteed_gpu = models.PositiveIntegerField(default=0)
+    limit_cpu = models.DecimalField(**RESOURCE_DECIMAL, null=True, blank=True)
+    limit_ram = models.DecimalField(**RESOURCE_DECIMAL, null=True, blank=True)
+    limit_gpu = models.PositiveIntegerField(null=True, blank=True)
+    weight = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ("cluster", "project")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("cluster", "project"),
+                name="%(app_label)s_%(class)s_cluster_project_unique",
+                violation_error_message="A project has one quota per cluster.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(guaranteed_cpu__gte=0, guaranteed_ram__gte=0, guaranteed_gpu__gte=0),
+                name="%(app_label)s_%(class)s_guaranteed_nonnegative",
+                violation_error_message="Guarantees cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(limit_cpu__isnull=True, limit_ram__isnull=True, limit_gpu__isnull=True)
+                | models.Q(limit_cpu__isnull=False, limit_ram__isnull=False, limit_gpu__isnull=False),
+                name="%(app_label)s_%(class)s_limit_all_or_none",
+                violation_error_message="A limit sets every resource, or none.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(limit_cpu__isnull=True)
+                | models.Q(limit_cpu__gte=models.F("guaranteed_cpu"), limit_ram__gte=models.F("guaranteed_ram"),
+                           limit_gpu__gte=models.F("guaranteed_gpu")),
+                name="%(app_label)s_%(class)s_limit_covers_guaranteed",
+                violation_error_message="A limit is never below the guarantee.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1, weight__lte=MAX_WEIGHT),
+                name="%(app_label)s_%(class)s_weight_range",
+                violation_error_message=f"weight is between 1 and {MAX_WEIGHT}.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} on {self.cluster}"
+
+    @property
+    def guaranteed(self) -> Resources:
+        return Resources(self.guaranteed_cpu, self.guaranteed_ram, self.guaranteed_gpu)
+
+    @property
+    def limit(self) -> Resources | None:
+        if self.limit_cpu is None:
+            return None
+        return Resources(self.limit_cpu, self.limit_ram, self.limit_gpu)

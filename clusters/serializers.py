@@ -2,10 +2,11 @@
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from hypervisor_mlops.api.serializers import StrictModelSerializer
+from hypervisor_mlops.api.serializers import PageSerializer, StrictModelSerializer, StrictSerializer
 from organizations.models import Organization
+from scheduling.resources import Resources
 
-from .models import DEFAULT_RESERVE_AFTER_SECONDS, DUPLICATE_NAME, RESOURCE_DECIMAL, Cluster
+from .models import DEFAULT_RESERVE_AFTER_SECONDS, DUPLICATE_NAME, MAX_WEIGHT, RESOURCE_DECIMAL, Cluster
 
 
 def resource_field(**kwargs) -> serializers.DecimalField:
@@ -82,3 +83,33 @@ class ClusterDetailSerializer(ClusterSerializer):
 
     class Meta(ClusterSerializer.Meta):
         fields = (*ClusterSerializer.Meta.fields, "pending_count", "running_count")
+
+
+class ResourcesSerializer(StrictSerializer):
+    """CPU and RAM as exact decimals, whole GPUs; every one of them given."""
+
+    cpu = resource_field()
+    ram = resource_field()
+    gpu = gpu_field()
+
+    def to_internal_value(self, data) -> Resources:
+        values = super().to_internal_value(data)
+        return Resources(values["cpu"], values["ram"], values["gpu"])
+
+
+class QuotaSerializer(StrictSerializer):
+    """A project's quota on a cluster; without one a project has nothing guaranteed, no limit and weight 1."""
+
+    project = serializers.IntegerField(read_only=True)
+    guaranteed = ResourcesSerializer(default=Resources.zero,
+                                     help_text="Always recoverable from other projects; all of them together stay "
+                                               "within the cluster's capacity.")
+    limit = ResourcesSerializer(allow_null=True, default=None,
+                                help_text="The most it may use on the cluster, never below `guaranteed`; null: none.")
+    weight = serializers.IntegerField(min_value=1, max_value=MAX_WEIGHT, default=1,
+                                      help_text="Its share of what it borrows beyond its guarantee.")
+    usage = ResourcesSerializer(read_only=True, help_text="What its running deployments hold on the cluster.")
+
+
+class QuotaPageSerializer(PageSerializer):
+    results = QuotaSerializer(many=True)

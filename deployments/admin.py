@@ -36,11 +36,12 @@ class InsightChangeList(ChangeList):
 
 @admin.register(Deployment)
 class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
-    list_display = ("id", "name", "cluster", "status", "waiting_reason", "queue_position", "end_reason", "priority",
+    list_display = ("id", "name", "cluster", "project", "status", "waiting_reason", "queue_position", "end_reason", "priority",
                     "cpu_required", "ram_required", "gpu_required", "restart_count", "preemption_count", "lost_seconds",
                     "created_at")
-    list_filter = ("status", "end_reason", "restart_policy", "cluster", "cluster__organization", "priority")
-    list_select_related = ("cluster",)
+    list_filter = ("status", "end_reason", "restart_policy", "cluster", "cluster__organization", "project",
+                   "priority")
+    list_select_related = ("cluster", "project")
     search_fields = ("name", "docker_image")
     readonly_fields = ("status", "status_message", "end_reason", "restart_count", "preemption_count", "lost_seconds",
                        "created_by",
@@ -54,9 +55,9 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
         return False
 
     def get_readonly_fields(self, request, obj=None):
-        return (*self.readonly_fields, "cluster", "priority", "cpu_required", "ram_required", "gpu_required",
+        return (*self.readonly_fields, "cluster", "project", "priority", "cpu_required", "ram_required", "gpu_required",
                 "depends_on", "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts",
-                "time_limit_seconds", "persist_path")
+                "time_limit_seconds", "persist_path", "ports", "health_check")
 
     def get_changelist(self, request, **kwargs):
         return InsightChangeList
@@ -83,8 +84,11 @@ class DeploymentAdmin(SaveChangedFieldsOnly, admin.ModelAdmin):
             return "No container (ledger-only, or not started yet)."
         code = "" if latest.exit_code is None else f", exit code {latest.exit_code}"
         due = f" (restart due {latest.not_before:%H:%M:%S} UTC)" if latest.not_before else ""
+        serving = "".join(f"; port {e['port']} at http://{e['host']}:{e['host_port']}" for e in latest.live_endpoints)
+        if deployment.health_check is not None:
+            serving += "; ready" if latest.passing else "; not ready"
         return (f"Attempt {latest.attempt}: {latest.state}{due}{code}; run {latest.number}, container "
-                f"{latest.container[:12] or '-'} on agent #{latest.agent_id}, updated "
+                f"{latest.container[:12] or '-'} on agent #{latest.agent_id}{serving}, updated "
                 f"{latest.updated_at:%Y-%m-%d %H:%M:%S} UTC")
 
     @admin.display(description=f"Last {ADMIN_LOG_LINES} log lines")

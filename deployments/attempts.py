@@ -23,12 +23,14 @@ def begin_attempts(agent_id: int, deployment_ids: Iterable[int]) -> None:
 
 def begin_restart(deployment: Deployment, after: RunAttempt, *, step: int, not_before) -> RunAttempt:
     """The next run of the (locked) deployment's attempt, after `after` exited: a restart in place, which the
-    agent starts once `not_before` has passed (and once the exited container is gone)."""
+    agent starts once `not_before` has passed (and once the exited container is gone). It asks for the host
+    ports the exited run had, so a service's URL keeps working; it is not ready until its check passes again."""
     deployment.run += 1
     deployment.restart_count += 1
     deployment.save(update_fields=["run", "restart_count"])
     return RunAttempt.objects.create(deployment=deployment, number=deployment.run, attempt=after.attempt,
-                                     agent_id=after.agent_id, restart_step=step, not_before=not_before)
+                                     agent_id=after.agent_id, restart_step=step, not_before=not_before,
+                                     endpoints=after.endpoints)
 
 
 def stop_containers(deployment_ids: list[int]) -> None:

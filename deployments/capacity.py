@@ -7,6 +7,7 @@ from clusters.models import DUPLICATE_NAME, Cluster
 from hypervisor_mlops.api.exceptions import Conflict
 
 from .models import Deployment
+from .usage import guarantees_of
 from .tasks import request_scheduling
 
 LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu_limit": "gpu_allocated"}
@@ -15,8 +16,9 @@ LIMIT_FIELDS = {"cpu_limit": "cpu_allocated", "ram_limit": "ram_allocated", "gpu
 def update_cluster(*, cluster_id: int, **changes) -> Cluster:
     """Rename, resize or retune a cluster under its row lock.
 
-    Shrinking below what running deployments hold is a 409 naming the resource; growing places pending work
-    at once, and so does a new starvation bound (a scheduling pass is queued when this commits).
+    Shrinking below what running deployments hold, or below what its projects are guaranteed, is a 409 naming
+    the resource; growing places pending work at once, and so does a new starvation bound (a scheduling pass is
+    queued when this commits).
     """
     with transaction.atomic():
         cluster = lock_cluster(cluster_id)
@@ -26,6 +28,14 @@ def update_cluster(*, cluster_id: int, **changes) -> Cluster:
                     f"Cannot set {limit} to {changes[limit]}: running deployments hold {getattr(cluster, allocated)}."
                     " Complete or cancel some first."
                 )
+        if LIMIT_FIELDS.keys() & changes.keys():
+            guaranteed = guarantees_of(cluster)
+            for limit, resource in zip(LIMIT_FIELDS, ("cpu", "ram", "gpu")):
+                if limit in changes and changes[limit] < getattr(guaranteed, resource):
+                    raise Conflict(
+                        f"Cannot set {limit} to {changes[limit]}: its projects are guaranteed "
+                        f"{getattr(guaranteed, resource)}. Lower their quotas first."
+                    )
         for field, value in changes.items():
             setattr(cluster, field, value)
         # Checked again on the locked row: the serializer saw it before a concurrent change committed.

@@ -12,9 +12,15 @@ class DeploymentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, distinct=False)
     cluster = WholeNumberFilter(field_name="cluster_id")
     organization = WholeNumberFilter(field_name="cluster__organization_id")
+    project = WholeNumberFilter(field_name="project_id")
     priority = WholeNumberFilter(min_value=-(2**31), max_value=2**31 - 1)  # the signed 32-bit range of priorities
     end_reason = django_filters.MultipleChoiceFilter(choices=EndReason.choices, distinct=False)
+    ready = django_filters.ChoiceFilter(choices=(("true", "true"), ("false", "false")), method="filter_ready",
+                                        label="Those with a health check that are (or are not) ready.")
 
     class Meta:
         model = Deployment
-        fields = ("status", "cluster", "organization", "priority", "end_reason")
+        fields = ("status", "cluster", "organization", "project", "priority", "end_reason", "ready")
+
+    def filter_ready(self, queryset, name: str, value: str):
+        return queryset.ready(value == "true")

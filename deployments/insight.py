@@ -7,7 +7,7 @@ Everything is read from one snapshot, exactly as a scheduling pass would see it,
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,12 +17,31 @@ from django.utils import timezone
 
 from agents.models import Agent
 from clusters.models import Cluster
-from scheduling.insight import Explanation, Reservation, describe, explain, lower_priority_holdings, reservation_for
-from scheduling.planner import PREEMPTION_CAP, QUEUE_ORDER, Pending, Plan, plan, plan_if_everything_fits, queue_key
+from organizations.models import Project
+from scheduling.insight import (
+    Explanation,
+    Reservation,
+    describe,
+    explain,
+    explain_as_decided,
+    lower_priority_holdings,
+    reservation_for,
+)
+from scheduling.planner import PREEMPTION_CAP, QUEUE_ORDER, Pending, Plan, Running, plan_if_everything_fits, queue_key
+from scheduling.projects import ProjectPlan, plan_with_quotas
 from scheduling.resources import Resources
 
 from .models import Deployment, Status
-from .snapshot import RESOURCE_FIELDS, one_snapshot, queue_of, running_of, unfinished_dependencies, with_clock
+from .shares import ClusterShares, read_shares
+from .snapshot import (
+    RESOURCE_FIELDS,
+    one_snapshot,
+    queue_of,
+    quotas_of,
+    running_of,
+    unfinished_dependencies,
+    with_clock,
+)
 
 
 def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Collection[int] | None = None,
@@ -45,6 +64,7 @@ def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Col
         positions = queue_positions(cluster_ids, ids)
         lower = _lower_priority_holdings(cluster_ids)
         reservations = _reservations(clusters, lower)
+        shares = read_shares(clusters, {d.project_id for d in pending})
         waiting = defaultdict(list)
         edges = Deployment.depends_on.through.objects.filter(from_deployment__in=edge_ids).exclude(
             to_deployment__status=Status.COMPLETED).order_by("to_deployment_id")
@@ -57,7 +77,7 @@ def explain_pending(deployments: Sequence[Deployment], *, with_dependencies: Col
             continue  # no longer pending: it was read before a pass started it
         cluster = clusters[d.cluster_id]
         position, higher_ahead = positions[d.pk]
-        explanation = _explain(d, cluster, lower[d.cluster_id], reservations[d.cluster_id],
+        explanation = _explain(d, cluster, lower[d.cluster_id], reservations[d.cluster_id], shares[d.cluster_id],
                                waiting_for=[pk for pk, _ in waiting[d.pk]], queue_position=position,
                                higher_ahead=higher_ahead)
         insight[d.pk] = explanation, describe(explanation, d.demand, cluster.available, cluster.capacity,
@@ -76,28 +96,41 @@ def pending_reasons() -> dict[int, Counter]:
     clusters = _insight_clusters(None)
     lower = _lower_priority_holdings(list(clusters))
     reservations = _reservations(clusters, lower)
+    shares = read_shares(clusters)
     rows = (Deployment.objects.pending().order_by()
             .values_list("cluster_id", "pk", "priority", "cpu_required", "ram_required", "gpu_required",
-                         "created_at", Exists(unfinished_dependencies())))
+                         "created_at", "project_id", Exists(unfinished_dependencies())))
     reasons = {pk: Counter() for pk in clusters}
-    for cluster_id, pk, priority, cpu, ram, gpu, created_at, waiting in rows:
+    for cluster_id, pk, priority, cpu, ram, gpu, created_at, project, waiting in rows:
         if cluster_id not in clusters:
             continue  # created with a cluster after the clusters were read
-        queued = Pending(pk, priority, Resources(cpu, ram, gpu), created_at)
+        queued = Pending(pk, priority, Resources(cpu, ram, gpu), created_at, project=project)
         explanation = _explain(queued, clusters[cluster_id], lower[cluster_id], reservations[cluster_id],
-                               waiting_for=[pk] if waiting else [], queue_position=0, higher_ahead=0)
+                               shares[cluster_id], waiting_for=[pk] if waiting else [], queue_position=0,
+                               higher_ahead=0)
         reasons[cluster_id][explanation.reason] += 1
     return reasons
 
 
 def _explain(queued, cluster: Cluster, lower: Callable[[int], Resources],
-             reservation: tuple[Pending | None, Reservation | None], **position) -> Explanation:
+             reservation: tuple[Pending | None, Reservation | None], shares: ClusterShares, **position,
+             ) -> Explanation:
     """Why `queued` (a Deployment or a Pending) waits on `cluster`, as `_insight_clusters` read it: behind the
-    cluster's reservation when it comes after the reserved deployment in queue order."""
+    cluster's reservation when it comes after the reserved deployment in queue order; where quotas decide, as
+    the cluster's pass decides (`shares.decided`)."""
+    project_id = queued.project if isinstance(queued, Pending) else queued.project_id
+    project = shares.share(project_id, queued.demand)
+    if shares.decided is not None:
+        decided = shares.decided
+        return explain_as_decided(queued.demand, decided.waiting.get(queued.id), capacity=cluster.capacity,
+                                  free=cluster.available,
+                                  preemptible=shares.preemptible(project_id, queued.priority, queued.demand),
+                                  reserved_for=decided.plan.reservation, project=project, **position)
     first, held = reservation
     behind = held if held and queue_key(queued) > queue_key(first) else None
-    return explain(queued.demand, capacity=cluster.capacity, free=cluster.available,
-                   preemptible=lower(queued.priority), priority=queued.priority, behind=behind, **position)
+    return replace(explain(queued.demand, capacity=cluster.capacity, free=cluster.available,
+                           preemptible=lower(queued.priority), priority=queued.priority, behind=behind, **position),
+                   project=project)
 
 
 def reservation_of(cluster_id: int) -> Reservation | None:
@@ -172,7 +205,7 @@ class DryRun:
 
 def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (), priority: int = 0,
                        cpu_required: Decimal = Decimal(0), ram_required: Decimal = Decimal(0), gpu_required: int = 0,
-                       **ignored) -> DryRun:
+                       project: Project | None = None, **ignored) -> DryRun:
     """What submitting this deployment would do now, writing nothing: the scheduling pass that would follow
     the submission, planned by the same pure planner on the same picture plus the would-be deployment.
 
@@ -186,20 +219,26 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
         unfinished = list(Deployment.objects.filter(pk__in=dependency_ids).exclude(status=Status.COMPLETED)
                           .order_by("pk").values_list("pk", "status"))
         pending, blocked = queue_of(cluster)
+        quotas = quotas_of(cluster.pk)
+        project = project or cluster.organization.default_project
         due_before = cluster.due_before(cluster.db_now)
         would_be = Pending(WOULD_BE, priority, demand, cluster.db_now,
-                           due=due_before is not None and cluster.db_now <= due_before)
+                           due=due_before is not None and cluster.db_now <= due_before, project=project.pk)
         queue = pending if unfinished else [*pending, would_be]
         lost = agent is not None and agent.is_lost_at(timezone.now())
-        # As schedule_cluster decides: when what is free holds the whole queue, the running ones do not matter.
-        result = None if lost else plan_if_everything_fits(cluster.available, queue)
+        # As schedule_cluster decides: when what is free holds the whole queue (and no limit says otherwise),
+        # the running ones do not matter.
+        limited = any(quota.limit is not None for quota in quotas.values())
+        result = None if lost or limited else plan_if_everything_fits(cluster.available, queue)
         if result is not None and WOULD_BE in result.starts:
             return DryRun("start", (), None, "Would start now.")
         running = running_of(cluster.pk)
+    decided = None
     if lost:
         result = Plan((), (), cluster.available)  # as schedule_cluster: nothing starts on a lost host
     elif result is None:
-        result = plan(cluster.capacity, running, queue)
+        decided = plan_with_quotas(cluster.capacity, running, queue, quotas)
+        result = decided.plan
     victims = tuple(victim for victim, by in result.preemptions if by == WOULD_BE)
     if WOULD_BE in result.starts:
         words = f"Would start now{' by preempting ' + ', '.join(f'#{v}' for v in victims) if victims else ''}."
@@ -210,6 +249,10 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
     started, evicted = set(result.starts), {victim for victim, _ in result.preemptions}
     queue_after = [p.priority for p in pending if p.id not in started] + blocked
     queue_after += [r.priority for r in running if r.id in evicted]
+    if decided is not None and decided.waiting:
+        return _dry_run_with_quotas(decided, would_be, cluster, running, pending, quotas, project, unfinished,
+                                    queue_position=1 + sum(p >= priority for p in queue_after),
+                                    higher_ahead=sum(p > priority for p in queue_after))
     running_after = [(r.priority, r.demand) for r in running if r.id not in evicted and r.evictable]
     running_after += [(p.priority, p.demand) for p in pending if p.id in started and p.preemptions < PREEMPTION_CAP]
     # The newcomer is the latest of its priority: behind the reservation unless it outranks it (or holds it).
@@ -222,7 +265,37 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
                           waiting_for=[pk for pk, _ in unfinished],
                           queue_position=1 + sum(p >= priority for p in queue_after),
                           higher_ahead=sum(p > priority for p in queue_after), priority=priority, behind=behind)
+    explanation = replace(explanation, project=_shares_after(result, running, pending, quotas, project).share(
+        project.pk, demand))
     sentence = describe(explanation, demand, result.free, cluster.capacity, unfinished)
+    return DryRun("wait", (), explanation, sentence[0].upper() + sentence[1:] + ".")
+
+
+def _shares_after(result: Plan, running: list[Running], pending: list[Pending], quotas: dict,
+                  project: Project) -> ClusterShares:
+    """The projects' shares of the cluster as the pass `result` leaves it."""
+    started, evicted = set(result.starts), {victim for victim, _ in result.preemptions}
+    after = [r for r in running if r.id not in evicted]
+    after += [Running(p.id, p.priority, p.demand, p.created_at, p.preemptions, p.project)
+              for p in pending if p.id in started]
+    shares = ClusterShares(quotas=quotas, names={project.pk: project.name}, running=after)
+    for r in after:
+        shares.usage[r.project] = shares.usage.get(r.project, Resources.zero()) + r.demand
+    return shares
+
+
+def _dry_run_with_quotas(decided: ProjectPlan, would_be: Pending, cluster: Cluster, running: list[Running],
+                         pending: list[Pending], quotas: dict, project: Project, unfinished: list[tuple[int, str]],
+                         **position) -> DryRun:
+    """Where quotas decide, the reason is the one the pass gave the would-be deployment; its project's share and
+    what it could evict are read off the cluster as that pass leaves it."""
+    shares = _shares_after(decided.plan, running, pending, quotas, project)
+    demand = would_be.demand
+    explanation = explain_as_decided(
+        demand, decided.waiting.get(WOULD_BE), capacity=cluster.capacity, free=decided.plan.free,
+        preemptible=shares.preemptible(project.pk, would_be.priority, demand), waiting_for=[pk for pk, _ in unfinished],
+        reserved_for=decided.plan.reservation, project=shares.share(project.pk, demand), **position)
+    sentence = describe(explanation, demand, decided.plan.free, cluster.capacity, unfinished)
     return DryRun("wait", (), explanation, sentence[0].upper() + sentence[1:] + ".")
 
 

@@ -11,6 +11,8 @@ from accounts.models import User
 from clusters.locks import lock_with_cluster
 from clusters.models import Cluster
 from hypervisor_mlops.api.exceptions import Conflict
+from organizations.models import Project
+from organizations.projects import hold_project
 
 from .attempts import stop_containers
 from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status
@@ -25,15 +27,19 @@ FINISH_VERBS = {Status.COMPLETED: "completed", Status.FAILED: "failed", Status.C
 
 
 def create_deployment(*, cluster: Cluster, created_by: User, depends_on: Iterable[Deployment] = (),
-                      **fields) -> Deployment:
-    """Queue a deployment; a scheduling pass for its cluster runs once this commits.
+                      project: Project | None = None, **fields) -> Deployment:
+    """Queue a deployment in `project` (by default its organization's default project); a scheduling pass for
+    its cluster runs once this commits.
 
-    Its dependencies must still be able to complete: one that already failed or was cancelled is a 400.
+    Its dependencies must still be able to complete: one that already failed or was cancelled is a 400, and so
+    is a project deleted since the request was validated.
     """
     with transaction.atomic():
+        project = project or Project.objects.default_of(cluster.organization_id)
+        _lock_project(project)
         if depends_on:
             _ensure_dependencies_can_complete([d.pk for d in depends_on])
-        deployment = Deployment.objects.create(cluster=cluster, created_by=created_by, **fields)
+        deployment = Deployment.objects.create(cluster=cluster, project=project, created_by=created_by, **fields)
         if depends_on:
             deployment.depends_on.set(depends_on)
         DeploymentEvent.objects.create(
@@ -81,16 +87,19 @@ def finish_locked(cluster: Cluster, deployment: Deployment, status: Status, mess
         _cancel_dependents(deployment)
 
 
-# Fixed once a deployment has been scheduled: where it runs, what it holds, and how it runs and ends.
-FIXED_ONCE_SCHEDULED = ("cluster", "cpu_required", "ram_required", "gpu_required", "restart_policy",
-                        "max_restarts", "time_limit_seconds", "persist_path")
+# Fixed once a deployment has been scheduled: where it runs, whose share it draws on, what it holds, and how it
+# runs and ends.
+FIXED_ONCE_SCHEDULED = ("cluster", "project", "cpu_required", "ram_required", "gpu_required", "restart_policy",
+                        "max_restarts", "time_limit_seconds", "persist_path", "ports", "health_check")
 
 
 def update_deployment(*, deployment_id: int, **changes) -> Deployment:
-    """Edit a deployment. Its cluster, resource request and lifecycle fields are fixed once it has been
+    """Edit a deployment. Its cluster, project, resource request and lifecycle fields are fixed once it has been
     scheduled (409)."""
     with transaction.atomic():
         cluster, deployment = lock_with_cluster(deployment_id)
+        if "project" in changes:
+            _lock_project(changes["project"])
         cluster_id = cluster.pk
         moved = [f for f in FIXED_ONCE_SCHEDULED if f in changes and changes[f] != getattr(deployment, f)]
         if moved and deployment.has_been_scheduled:
@@ -103,6 +112,13 @@ def update_deployment(*, deployment_id: int, **changes) -> Deployment:
             if deployment.cluster_id != cluster_id:
                 request_scheduling(cluster_id)
     return deployment
+
+
+def _lock_project(project: Project) -> None:
+    # Deleting the project either waits for this commit and sees the deployment, or has committed already
+    # (organizations.projects, its locking policy).
+    if not hold_project(project.pk):
+        raise ValidationError({"project": ["This project no longer exists."]})
 
 
 def _ensure_dependencies_can_complete(ids: list[int]) -> None:

@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from . import insight
-from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status
+from .models import Deployment, DeploymentEvent, EndReason, EventKind, Status, passing_its_check
 
 SCHEDULING_PASS = Histogram(
     "hypervisor_scheduling_pass_seconds", "Duration of one scheduling pass over one cluster.",
@@ -28,24 +28,30 @@ ADMISSION_WAIT_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600,
 
 
 class DeploymentCollector:
-    """Deployments by status, pending ones by why they wait, admissions, preemptions and the admission wait,
-    read from the database at scrape time in a fixed handful of queries."""
+    """Deployments by status, pending ones by why they wait, what each project's running ones hold, admissions,
+    preemptions and the admission wait, read from the database at scrape time in a fixed handful of queries."""
 
     def collect(self):
         # The reasons are `deployments.insight`'s, as the API and the admin give them, for every cluster.
         reasons = insight.pending_reasons()
         cluster_ids = list(reasons)
-        by_status, by_end, lost = Tally(), Tally(), Tally()
+        by_status, by_end, lost, ready, held = Tally(), Tally(), Tally(), Tally(), Tally()
         # Resource-seconds thrown away: each deployment's lost run time times what it holds while it runs.
         thrown_away = {f"lost_{r}": Sum(F("lost_seconds") * F(f"{r}_required"), output_field=FloatField())
                        for r in RESOURCES}
-        for row in (Deployment.objects.order_by().values("cluster_id", "status", "end_reason")
-                    .annotate(n=Count("pk"), **thrown_away)):
-            cluster_id = row["cluster_id"]
+        # What they ask for, by project: what a project holds, from its running rows, in the same query.
+        asked = {f"asked_{r}": Sum(f"{r}_required") for r in RESOURCES}
+        for row in (Deployment.objects.order_by().values("cluster_id", "project_id", "status", "end_reason")
+                    .annotate(n=Count("pk"), ready=Count("pk", filter=Q(health_check__isnull=False)
+                                                         & Q(passing_its_check())), **thrown_away, **asked)):
+            cluster_id, running = row["cluster_id"], row["status"] == Status.RUNNING
             by_status[cluster_id, row["status"]] += row["n"]
             by_end[cluster_id, row["end_reason"]] += row["n"]
+            ready[cluster_id] += row["ready"] if running else 0
             for resource in RESOURCES:
                 lost[cluster_id, resource] += row[f"lost_{resource}"] or 0.0
+                # Every project with deployments on the cluster shows, at zero when none of them runs.
+                held[cluster_id, row["project_id"], resource] += row[f"asked_{resource}"] if running else 0
         deployments = GaugeMetricFamily("hypervisor_deployments", "Deployments, by cluster and status.",
                                         labels=["cluster", "status"])
         finished = CounterMetricFamily("hypervisor_deployments_finished", "Finished deployments, by why they ended.",
@@ -54,16 +60,26 @@ class DeploymentCollector:
             "hypervisor_preemption_lost_seconds",
             "Resource-seconds thrown away by preemptions and requeues (cpu core-, ram GB-, gpu GPU-seconds).",
             labels=["cluster", "resource"])
+        serving = GaugeMetricFamily("hypervisor_deployments_ready",
+                                    "Running deployments with a health check that passes.", labels=["cluster"])
         for pk in cluster_ids:
+            serving.add_metric([str(pk)], ready[pk])
             for status in Status.values:
                 deployments.add_metric([str(pk), status], by_status[pk, status])
             for end_reason in EndReason.values:
                 finished.add_metric([str(pk), end_reason], by_end[pk, end_reason])
             for resource in RESOURCES:
                 thrown.add_metric([str(pk), resource], lost[pk, resource])
+        usage = GaugeMetricFamily("hypervisor_project_usage",
+                                  "What a project's running deployments hold on a cluster, by resource.",
+                                  labels=["cluster", "project", "resource"])
+        for (cluster_id, project_id, resource), amount in sorted(held.items()):
+            usage.add_metric([str(cluster_id), str(project_id), resource], float(amount))
         yield deployments
+        yield usage
         yield finished
         yield thrown
+        yield serving
         yield self._pending_by_reason(reasons)
         yield from self._events(cluster_ids)
         yield self._admission_wait()
@@ -115,5 +131,6 @@ class DeploymentCollector:
 
 def _bound(seconds: float) -> str:
     return str(float(seconds))
+
 
 

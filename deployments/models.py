@@ -26,6 +26,12 @@ class DeploymentQuerySet(TenantQuerySet):
     def in_queue_order(self) -> "DeploymentQuerySet":
         return self.order_by(*QUEUE_ORDER)
 
+    def ready(self, ready: bool = True) -> "DeploymentQuerySet":
+        """Those with a health check whose current container runs and passes it (`runtime.ready`), or the
+        others with a check."""
+        checked = self.filter(health_check__isnull=False)
+        return checked.filter(passing_its_check()) if ready else checked.exclude(passing_its_check())
+
 
 class Status(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -57,6 +63,7 @@ MAX_RESTARTS = 10_000
 DEFAULT_MAX_RESTARTS = 5
 MAX_TIME_LIMIT_SECONDS = 365 * 24 * 3600
 MAX_PERSIST_PATH = 255
+MAX_PORTS = 16
 
 
 class Deployment(models.Model):
@@ -77,6 +84,9 @@ class Deployment(models.Model):
     name = models.CharField(max_length=200)
     # Deleting a cluster takes its finished history with it; the service refuses while work is active.
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="deployments")
+    # Whose share of the cluster it draws on (its quota there, its priority ceiling); a project with deployments
+    # is kept, its finished history moving to the default project when it is deleted (organizations.projects).
+    project = models.ForeignKey("organizations.Project", on_delete=models.PROTECT, related_name="deployments")
     docker_image = models.CharField(max_length=500)
     priority = models.IntegerField(default=0)
     cpu_required = models.DecimalField(**RESOURCE_DECIMAL, default=0)
@@ -108,6 +118,10 @@ class Deployment(models.Model):
     max_restarts = models.PositiveIntegerField(null=True, blank=True, default=DEFAULT_MAX_RESTARTS)
     time_limit_seconds = models.PositiveIntegerField(null=True, blank=True, default=None)
     persist_path = models.CharField(max_length=MAX_PERSIST_PATH, null=True, blank=True, default=None)
+    # A service: the TCP ports its container listens on (each published on a free port of the agent's host),
+    # and how the agent tells it is ready (the shape is the API's, deployments.serializers).
+    ports = models.JSONField(default=list, blank=True)
+    health_check = models.JSONField(null=True, blank=True, default=None)
     restart_count = models.PositiveIntegerField(default=0, editable=False)
     end_reason = models.CharField(max_length=32, choices=EndReason.choices, null=True, blank=True, editable=False)
     # The number of its current run attempt (0: never started by an agent): each start on an agent's host
@@ -231,6 +245,8 @@ class EventKind(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    READY = "ready", "Ready"
+    NOT_READY = "not_ready", "Not ready"
 
 
 class DeploymentEventQuerySet(models.QuerySet):
@@ -310,6 +326,11 @@ class RunAttempt(models.Model):
     container = models.CharField(max_length=128, blank=True)
     state = models.CharField(max_length=16, choices=AttemptState.choices, default=AttemptState.STARTING)
     exit_code = models.IntegerField(null=True, blank=True)
+    # Where its ports are published, as its agent last reported them: [{port, host, host_port}]. The next run
+    # of the same attempt asks for the same host ports, so a service's URL outlives a restart in place.
+    endpoints = models.JSONField(default=list, blank=True)
+    # Whether its health check passes, as its agent last reported it: false until the first success.
+    ready = models.BooleanField(default=False)
     # Raw bytes of its output received so far: a chunk sent again, or late, adds nothing.
     log_bytes = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -329,6 +350,22 @@ class RunAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.deployment_id} attempt {self.number} ({self.state})"
+
+    @property
+    def live_endpoints(self) -> list[dict]:
+        """Where its ports are reached: only while its container runs."""
+        return self.endpoints if self.state == AttemptState.RUNNING else []
+
+    @property
+    def passing(self) -> bool:
+        """Its container runs and passes its health check (as `passing_its_check` asks the database)."""
+        return self.ready and self.state == AttemptState.RUNNING
+
+
+def passing_its_check() -> models.Exists:
+    """Whether a deployment's current container runs and its agent last found it ready."""
+    return models.Exists(RunAttempt.objects.filter(
+        deployment=models.OuterRef("pk"), number=models.OuterRef("run"), state=AttemptState.RUNNING, ready=True))
 
 
 class DeploymentLog(models.Model):

@@ -13,13 +13,16 @@ from django.utils import timezone
 
 from agents.models import Agent
 from clusters.locks import locked
+from clusters.models import ClusterQuota
+from organizations.models import Project
 from scheduling.insight import describe_duration
-from scheduling.planner import PREEMPTION_CAP, Pending, Plan, Running, plan, plan_if_everything_fits
+from scheduling.planner import PREEMPTION_CAP, Pending, Plan, Running, plan_if_everything_fits
+from scheduling.projects import plan_with_quotas
 from scheduling.resources import Resources
 
 from .attempts import begin_attempts, stop_containers
 from .models import Deployment, DeploymentEvent, EventKind, Status
-from .snapshot import pending_of, running_of, unfinished_dependencies, with_clock
+from .snapshot import pending_of, quotas_of, running_of, unfinished_dependencies, with_clock
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +43,15 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
             # Whatever started here would only be requeued again: the host that would run it is gone.
             return Plan((), (), cluster.available)
         pending = pending_of(cluster)
+        quotas = quotas_of(cluster.pk)
         # The counters are exact under the row lock (reconcile proves them), so when everything waiting fits
-        # in what they leave free, the running deployments need not be read at all.
-        result, running = plan_if_everything_fits(cluster.available, pending), []
+        # in what they leave free (and no project's limit says otherwise), the running deployments need not be
+        # read at all.
+        limited = any(quota.limit is not None for quota in quotas.values())
+        result, running = None if limited else plan_if_everything_fits(cluster.available, pending), []
         if result is None:
             running = running_of(cluster.pk)
-            result = plan(cluster.capacity, running, pending)
+            result = plan_with_quotas(cluster.capacity, running, pending, quotas).plan
         _apply(result, pending, running, agent_id=agent.pk if agent else None)
         if cluster.capacity - result.free != cluster.allocated:
             cluster.set_allocated(cluster.capacity - result.free)
@@ -80,11 +86,20 @@ def reconcile_cluster(*, cluster_id: int) -> bool:
         placeable = Q(cpu_required__lte=free.cpu, ram_required__lte=free.ram, gpu_required__lte=free.gpu)
         if sums["lowest_priority"] is not None:
             placeable |= Q(priority__gt=sums["lowest_priority"])
+        if ClusterQuota.objects.filter(cluster=cluster).exists():
+            placeable = Q()  # a guarantee may reclaim whatever the priorities: only a pass can tell
         stranded = (Deployment.objects.filter(cluster=cluster).pending().filter(placeable)
                     .filter(~Exists(unfinished_dependencies())).exists())
     if stranded:
         schedule_cluster(cluster_id=cluster_id)
     return drifted
+
+
+def _preempted_by(victim: Running, preemptor: Pending, names: dict[int, str]) -> str:
+    """Who took its place, and by which rule: priority within its project, or a guarantee across projects."""
+    if victim.project == preemptor.project:
+        return f"Preempted by deployment #{preemptor.id} (priority {preemptor.priority})"
+    return f"Preempted by deployment #{preemptor.id} (project '{names[preemptor.project]}', within its guarantee)"
 
 
 def _apply(result: Plan, pending: list[Pending], running: list[Running], *, agent_id: int | None) -> None:
@@ -102,10 +117,14 @@ def _apply(result: Plan, pending: list[Pending], running: list[Running], *, agen
         if agent_id is not None:
             begin_attempts(agent_id, result.starts)
     if result.preemptions:
-        priority_of = {p.id: p.priority for p in pending}
+        preemptors = {p.id: p for p in pending}
+        victims = {r.id: r for r in running}
         # The work each victim throws away: its run since its latest start.
         ran = {r.id: max((now - r.started_at).total_seconds(), 0.0) for r in running}
-        reasons = {victim: f"Preempted by deployment #{preemptor} (priority {priority_of[preemptor]})"
+        reclaiming = {preemptors[by].project for victim, by in result.preemptions
+                      if victims[victim].project != preemptors[by].project}
+        names = dict(Project.objects.filter(pk__in=reclaiming).values_list("pk", "name")) if reclaiming else {}
+        reasons = {victim: _preempted_by(victims[victim], preemptors[preemptor], names)
                    for victim, preemptor in result.preemptions}
         Deployment.objects.filter(pk__in=list(reasons)).update(
             status=Status.PENDING, started_at=None, preemption_count=F("preemption_count") + 1,

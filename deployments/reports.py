@@ -17,17 +17,24 @@ class OpenAttempt:
     number: int
     state: str
     container: str
+    endpoints: tuple[dict, ...] = ()
+    ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class SeenContainer:
-    """A container as the agent saw it: `created`, `running`, or `exited` with its code."""
+    """A container as the agent saw it: `created`, `running`, or `exited` with its code; the host ports its
+    ports are really bound to, as (port, host_port); whether its health check passes (None: no verdict yet,
+    or no check) and what the latest probe said."""
 
     deployment: int
     attempt: int
     container: str
     state: str
     exit_code: int | None = None
+    ports: tuple[tuple[int, int], ...] = ()
+    ready: bool | None = None
+    health: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +98,33 @@ def runtime_transitions(open_attempts: Iterable[OpenAttempt], seen: Iterable[See
     # What ended comes before what started: a report that says a victim's container is gone and its
     # preemptor's runs is applied, and told in the history, in the order it happened on the host.
     return sorted(transitions, key=lambda t: t.change not in ENDINGS)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceUpdate:
+    """A running container's endpoints or readiness changed: the new value of each that did (None: unchanged),
+    with the probe's words for a change of readiness."""
+
+    attempt: OpenAttempt
+    endpoints: tuple[dict, ...] | None = None
+    ready: bool | None = None
+    health: str = ""
+
+
+def service_updates(open_attempts: Iterable[OpenAttempt], seen: Iterable[SeenContainer],
+                    host: str) -> list[ServiceUpdate]:
+    """What a report changes of the current runs' endpoints (published on `host`, the agent's advertised address)
+    and readiness. Only a container seen running counts; a verdict the agent has not reached yet keeps the last."""
+    seen_by_key = {(s.deployment, s.attempt): s for s in seen if s.state == "running"}
+    updates = []
+    for attempt in open_attempts:
+        container = seen_by_key.get((attempt.deployment, attempt.number))
+        if attempt.state not in (STARTING, RUNNING) or container is None:
+            continue
+        endpoints = tuple({"port": port, "host": host, "host_port": host_port}
+                          for port, host_port in sorted(set(container.ports)))
+        new_endpoints = endpoints if endpoints != tuple(attempt.endpoints) else None
+        new_ready = container.ready if container.ready is not None and container.ready != attempt.ready else None
+        if new_endpoints is not None or new_ready is not None:
+            updates.append(ServiceUpdate(attempt, new_endpoints, new_ready, container.health))
+    return updates

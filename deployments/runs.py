@@ -30,37 +30,52 @@ from .models import (
     Status,
 )
 from .output import clean_output, trimmed
-from .reports import Change, OpenAttempt, SeenContainer, StartFailure, Transition, runtime_transitions
+from .reports import (
+    Change,
+    OpenAttempt,
+    SeenContainer,
+    ServiceUpdate,
+    StartFailure,
+    Transition,
+    runtime_transitions,
+    service_updates,
+)
 from .restarts import Backoff, exhausted, restarts_after
 
 logger = logging.getLogger(__name__)
 
 
-def apply_agent_report(*, agent: Agent, seen: list[SeenContainer], failures: list[StartFailure]) -> bool:
+def apply_agent_report(*, agent: Agent, seen: list[SeenContainer], failures: list[StartFailure], host: str) -> bool:
     """Record what the agent saw: containers started, exited (finishing their deployments), failed to start,
-    vanished, or stopped. Returns whether anything changed.
+    vanished, or stopped, and where the running ones are published (on `host`) and whether they are ready.
+    Returns whether anything changed.
 
-    Decided by `runtime_transitions` twice: without a lock, so a report that changes nothing (most of them)
-    costs one query, then again under the cluster's row lock on what is there, so a report that arrives late
-    or twice changes nothing the second time.
+    Decided by `runtime_transitions` and `service_updates` twice: without a lock, so a report that changes
+    nothing (most of them) costs one query, then again under the cluster's row lock on what is there, so a
+    report that arrives late or twice changes nothing the second time.
     """
-    if not runtime_transitions(_open_snapshot(agent.pk), seen, failures):
+    snapshot = _open_snapshot(agent.pk)
+    if not runtime_transitions(snapshot, seen, failures) and not service_updates(snapshot, seen, host):
         return False
     with transaction.atomic():
         cluster = lock_cluster(agent.cluster_id)
-        transitions = runtime_transitions(_open_snapshot(agent.pk), seen, failures)
+        snapshot = _open_snapshot(agent.pk)
+        transitions = runtime_transitions(snapshot, seen, failures)
         deployments = Deployment.objects.select_for_update(no_key=True).filter(
             pk__in=[t.attempt.deployment for t in transitions]).order_by("pk").in_bulk()
         now = timezone.now()
         for transition in transitions:
             _apply_transition(cluster, agent, deployments[transition.attempt.deployment], transition, now)
-    return bool(transitions)
+        updates = service_updates(snapshot, seen, host)
+        for update in updates:
+            _apply_service_update(update, now)
+    return bool(transitions or updates)
 
 
 def _open_snapshot(agent_id: int) -> list[OpenAttempt]:
     rows = RunAttempt.objects.filter(agent_id=agent_id, state__in=RunAttempt.OPEN_STATES).values_list(
-        "pk", "deployment_id", "number", "state", "container")
-    return [OpenAttempt(*row) for row in rows]
+        "pk", "deployment_id", "number", "state", "container", "endpoints", "ready")
+    return [OpenAttempt(*row[:5], tuple(row[5]), row[6]) for row in rows]
 
 
 # What each change makes of the attempt (None: it stays as it is).
@@ -100,6 +115,19 @@ def _apply_transition(cluster: Cluster, agent: Agent, deployment: Deployment, tr
         finish_locked(cluster, deployment, *ending, exit_code=transition.exit_code)
 
 
+def _apply_service_update(update: ServiceUpdate, now: datetime) -> None:
+    changes = {"updated_at": now}
+    if update.endpoints is not None:
+        changes["endpoints"] = list(update.endpoints)
+    if update.ready is not None:
+        changes["ready"] = update.ready
+        health = f": {update.health.rstrip('.')}" if update.health else ""
+        DeploymentEvent.objects.create(
+            deployment_id=update.attempt.deployment, kind=EventKind.READY if update.ready else EventKind.NOT_READY,
+            message=(f"Ready{health}." if update.ready else f"Not ready{health}.")[:500])
+    RunAttempt.objects.filter(pk=update.attempt.id).update(**changes)
+
+
 def _ending(transition: Transition) -> tuple[Status, str, EndReason] | None:
     """How the change ends the deployment, if it runs that attempt: its status, the reason in words and why."""
     if transition.change is Change.EXITED:
@@ -129,6 +157,9 @@ def _restart_or_give_up(cluster: Cluster, deployment: Deployment, exited: RunAtt
     step = backoff.step_after(exited.restart_step, ran)
     delay = backoff.delay(step)
     begin_restart(deployment, exited, step=step, not_before=now + timedelta(seconds=delay))
+    if exited.ready and deployment.health_check is not None:
+        DeploymentEvent.objects.create(deployment=deployment, kind=EventKind.NOT_READY,
+                                       message=f"Not ready: its container exited with code {code}.")
     which = f"{deployment.restart_count}{'' if cap is None else f' of {cap}'}"
     deployment.status_message = f"Restarting ({which}) in {delay:g} s: its container exited with code {code}."
     deployment.save(update_fields=["status_message"])

@@ -9,13 +9,16 @@ from rest_framework import serializers
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
 from hypervisor_mlops.api.queries import PageQuerySerializer, QueryIntegerField
-from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer
-from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, RESERVED, RESOURCES, SCHEDULING
+from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer, StrictSerializer
+from organizations.models import Project
+from organizations.projects import ensure_priority_allowed
+from scheduling.insight import DEPENDENCIES, EXCEEDS_CAPACITY, QUOTA_LIMIT, RESERVED, RESOURCES, SCHEDULING
 from scheduling.resources import Resources
 
 from .insight import explain_pending
 from .models import (
     MAX_PERSIST_PATH,
+    MAX_PORTS,
     MAX_RESTARTS,
     MAX_STOP_GRACE_SECONDS,
     MAX_TIME_LIMIT_SECONDS,
@@ -35,6 +38,13 @@ class VisibleClusterField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):
         return Cluster.objects.visible_to(self.context["request"].user)
+
+
+class VisibleProjectField(serializers.PrimaryKeyRelatedField):
+    """Only projects of the caller's organizations can be named; any other id reads as nonexistent."""
+
+    def get_queryset(self):
+        return Project.objects.visible_to(self.context["request"].user)
 
 
 class DeploymentIdsField(serializers.ListField):
@@ -71,6 +81,56 @@ class ContainerStringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+PORT = {"min_value": 1, "max_value": 65535}
+
+
+class HttpCheckSerializer(StrictSerializer):
+    port = serializers.IntegerField(**PORT)
+    path = StrictCharField(max_length=2000, default="/", help_text="Healthy on a 2xx or 3xx answer.")
+
+    def validate_path(self, path: str) -> str:
+        if not path.startswith("/") or any(c.isspace() or not c.isprintable() for c in path):
+            raise serializers.ValidationError("A path that starts with '/', without spaces or control characters.")
+        return path
+
+
+class TcpCheckSerializer(StrictSerializer):
+    port = serializers.IntegerField(**PORT, help_text="Healthy when a connection opens.")
+
+
+CHECK_KINDS = ("http", "tcp", "exec")
+
+
+class HealthCheckSerializer(StrictSerializer):
+    """How the agent tells that a service answers: exactly one of `http`, `tcp` and `exec`, and its schedule."""
+
+    http = HttpCheckSerializer(required=False)
+    tcp = TcpCheckSerializer(required=False)
+    exec = serializers.ListField(child=ContainerStringField(max_length=MAX_ARG_CHARS), min_length=1,
+                                 max_length=MAX_ARGS, required=False,
+                                 help_text="A command run inside the container; healthy on exit 0.")
+    period_seconds = serializers.IntegerField(min_value=1, max_value=3600, default=5)
+    timeout_seconds = serializers.IntegerField(min_value=1, max_value=3600, default=2)
+    failure_threshold = serializers.IntegerField(min_value=1, max_value=100, default=3)
+    initial_delay_seconds = serializers.IntegerField(min_value=0, max_value=3600, default=0)
+
+    def validate(self, attrs: dict) -> dict:
+        kinds = [kind for kind in CHECK_KINDS if kind in attrs]
+        if len(kinds) != 1:
+            raise serializers.ValidationError(f"Exactly one of http, tcp and exec; got {', '.join(kinds) or 'none'}.")
+        return attrs
+
+
+class EndpointSerializer(serializers.Serializer):
+    port = serializers.IntegerField(help_text="The container's port.")
+    host = serializers.CharField(help_text="The address its agent advertises.")
+    host_port = serializers.IntegerField(help_text="Where the port is published on the agent's host.")
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, endpoint: dict) -> str:
+        return f"http://{endpoint['host']}:{endpoint['host_port']}"
+
+
 BACKOFF = "backoff"
 
 
@@ -83,6 +143,8 @@ class RuntimeSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(help_text="Each start by the scheduler is a new attempt; restarts keep it.")
     exit_code = serializers.IntegerField(allow_null=True)
     next_start_at = serializers.SerializerMethodField()
+    endpoints = serializers.SerializerMethodField()
+    ready = serializers.SerializerMethodField()
     updated_at = serializers.DateTimeField()
 
     @swagger_serializer_method(serializer_or_field=serializers.ChoiceField(choices=(*AttemptState.values, BACKOFF)))
@@ -93,6 +155,18 @@ class RuntimeSerializer(serializers.Serializer):
         allow_null=True, help_text="In `backoff`: when the restart is due."))
     def get_next_start_at(self, run) -> str | None:
         return serializers.DateTimeField().to_representation(run.not_before) if self._waiting(run) else None
+
+    @swagger_serializer_method(serializer_or_field=EndpointSerializer(many=True, help_text=(
+        "Where each of its `ports` is published while its container runs; [] otherwise.")))
+    def get_endpoints(self, run) -> list[dict]:
+        return EndpointSerializer(run.live_endpoints, many=True).data
+
+    @swagger_serializer_method(serializer_or_field=serializers.BooleanField(allow_null=True, help_text=(
+        "Null without a health check; else whether it passes (false until the first success).")))
+    def get_ready(self, run) -> bool | None:
+        if run.deployment.health_check is None:
+            return None
+        return run.passing
 
     @staticmethod
     def _waiting(run) -> bool:
@@ -105,10 +179,21 @@ class AmountsSerializer(serializers.Serializer):
     gpu = gpu_field(read_only=True)
 
 
+class ProjectShareSerializer(serializers.Serializer):
+    """Its project on its cluster: what the project holds, is guaranteed and may hold at most."""
+
+    id = serializers.IntegerField()
+    usage = AmountsSerializer()
+    guaranteed = AmountsSerializer()
+    limit = AmountsSerializer(allow_null=True)
+    borrowing = serializers.BooleanField(help_text="Whether starting it would take its project above its guarantee.")
+
+
 class SchedulingSerializer(serializers.Serializer):
     """Why a pending deployment waits, computed from one snapshot exactly as the scheduler would see it."""
 
-    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, RESERVED, EXCEEDS_CAPACITY, SCHEDULING))
+    reason = serializers.ChoiceField(choices=(DEPENDENCIES, RESOURCES, RESERVED, EXCEEDS_CAPACITY, QUOTA_LIMIT,
+                                              SCHEDULING))
     shortfall = AmountsSerializer(help_text="What it needs beyond what is free.")
     queue_position = serializers.IntegerField(help_text="1-based place among the cluster's pending deployments.")
     waiting_for = serializers.ListField(child=serializers.IntegerField(), help_text="Unfinished dependencies.")
@@ -116,10 +201,12 @@ class SchedulingSerializer(serializers.Serializer):
         help_text="What running deployments of strictly lower priority that may still be preempted hold.")
     reserved_for = serializers.IntegerField(
         allow_null=True, help_text="For `reserved`: the deployment that what is free is set aside for.")
+    project = ProjectShareSerializer()
 
 
 class DeploymentSerializer(StrictModelSerializer):
     cluster = VisibleClusterField()
+    project = VisibleProjectField(required=False, help_text="Default: the organization's `default` project.")
     organization = serializers.IntegerField(source="cluster.organization_id", read_only=True)
     priority = serializers.IntegerField(default=0, **INT32)
     cpu_required = resource_field(default=0)
@@ -146,15 +233,19 @@ class DeploymentSerializer(StrictModelSerializer):
     persist_path = StrictCharField(max_length=MAX_PERSIST_PATH, allow_null=True, required=False,
                                    help_text="An absolute path in the container where a volume of its own outlives "
                                              "its containers.")
+    ports = serializers.ListField(child=serializers.IntegerField(**PORT), max_length=MAX_PORTS, required=False,
+                                  help_text="TCP ports the container listens on, each published on its agent's host.")
+    health_check = HealthCheckSerializer(allow_null=True, required=False)
     runtime = serializers.SerializerMethodField()
 
     class Meta:
         model = Deployment
         fields = (
-            "id", "name", "organization", "cluster", "docker_image", "priority",
+            "id", "name", "organization", "cluster", "project", "docker_image", "priority",
             "cpu_required", "ram_required", "gpu_required", "depends_on", "dependents",
             "command", "env", "stop_grace_seconds", "restart_policy", "max_restarts", "time_limit_seconds",
-            "persist_path", "status", "status_reason", "scheduling", "exit_code", "end_reason", "restart_count",
+            "persist_path", "ports", "health_check", "status", "status_reason", "scheduling", "exit_code",
+            "end_reason", "restart_count",
             "runtime", "preemption_count", "lost_seconds", "created_by", "created_at", "started_at", "finished_at",
         )
         read_only_fields = ("status", "exit_code", "end_reason", "restart_count", "preemption_count", "lost_seconds",
@@ -196,6 +287,12 @@ class DeploymentSerializer(StrictModelSerializer):
             raise serializers.ValidationError("An absolute path inside the container, without '..' segments.")
         return path
 
+    def validate_ports(self, ports: list[int]) -> list[int]:
+        repeated = sorted(port for port, n in Counter(ports).items() if n > 1)
+        if repeated:
+            raise serializers.ValidationError(f"Listed more than once: {', '.join(map(str, repeated))}.")
+        return ports
+
     def validate_env(self, env: dict) -> dict:
         if len(env) > MAX_ENV:
             raise serializers.ValidationError(f"At most {MAX_ENV} variables.")
@@ -219,9 +316,33 @@ class DeploymentSerializer(StrictModelSerializer):
         }
         if errors:
             raise serializers.ValidationError(errors)
+        self._check_project(attrs, cluster)
+        self._check_probes_a_port(attrs)
         if "depends_on" in attrs:
             attrs["depends_on"] = self._dependencies(attrs["depends_on"], cluster)
         return attrs
+
+    def _check_project(self, attrs: dict, cluster: Cluster) -> None:
+        """The project (the organization's default unless named) is of the cluster's organization, and allows
+        the priority; on an edit, checked again when either changes."""
+        if self.instance is None:
+            attrs.setdefault("project", Project.objects.default_of(cluster.organization_id))
+        elif not {"project", "priority"} & attrs.keys():
+            return
+        project = attrs.get("project", getattr(self.instance, "project", None))
+        if project.organization_id != cluster.organization_id:
+            raise serializers.ValidationError({"project": ["This project belongs to another organization than the "
+                                                           "cluster."]})
+        ensure_priority_allowed(project=project, priority=attrs.get("priority", getattr(self.instance, "priority", 0)))
+
+    def _check_probes_a_port(self, attrs: dict) -> None:
+        ports = attrs.get("ports", getattr(self.instance, "ports", None) or [])
+        check = attrs.get("health_check", getattr(self.instance, "health_check", None))
+        target = (check or {}).get("http") or (check or {}).get("tcp")
+        if target and target["port"] not in ports:
+            field = "health_check" if "health_check" in attrs else "ports"
+            raise serializers.ValidationError(
+                {field: [f"The health check's port {target['port']} must be one of ports ({ports})."]})
 
     def _dependencies(self, ids: list[int], cluster: Cluster) -> list[Deployment]:
         duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)

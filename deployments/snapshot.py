@@ -7,8 +7,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, TextField
 from django.db.models.functions import Cast, Now
 
-from clusters.models import Cluster
+from clusters.models import Cluster, ClusterQuota
 from scheduling.planner import Pending, Running
+from scheduling.projects import Quota
 from scheduling.resources import Resources
 
 from .models import Deployment, Status
@@ -31,9 +32,15 @@ def with_clock(clusters):
 
 def running_of(cluster_id: int) -> list[Running]:
     rows = Deployment.objects.filter(cluster_id=cluster_id).running().values_list(
-        *RESOURCE_FIELDS, "started_at", "preemption_count")
-    return [Running(pk, priority, Resources(cpu, ram, gpu), started_at, preemptions)
-            for pk, priority, cpu, ram, gpu, started_at, preemptions in rows]
+        *RESOURCE_FIELDS, "started_at", "preemption_count", "project_id")
+    return [Running(pk, priority, Resources(cpu, ram, gpu), started_at, preemptions, project)
+            for pk, priority, cpu, ram, gpu, started_at, preemptions, project in rows]
+
+
+def quotas_of(cluster_id: int) -> dict[int, Quota]:
+    """Each project's quota on the cluster; a project without one has no guarantee, no limit and weight 1."""
+    return {quota.project_id: Quota(quota.guaranteed, quota.limit, quota.weight)
+            for quota in ClusterQuota.objects.filter(cluster_id=cluster_id)}
 
 
 def pending_of(cluster: Cluster) -> list[Pending]:
@@ -52,9 +59,10 @@ def queue_of(cluster: Cluster) -> tuple[list[Pending], list[int]]:
     due_before = cluster.due_before(cluster.db_now)
     rows = (Deployment.objects.filter(cluster_id=cluster.pk).pending().order_by()
             .values_list("pk", "priority", Cast("cpu_required", TextField()), Cast("ram_required", TextField()),
-                         "gpu_required", "created_at", "preemption_count", Exists(unfinished_dependencies())))
+                         "gpu_required", "created_at", "preemption_count", "project_id",
+                         Exists(unfinished_dependencies())))
     ready, blocked, demands = [], [], {}
-    for pk, priority, cpu, ram, gpu, created_at, preemptions, waiting in rows:
+    for pk, priority, cpu, ram, gpu, created_at, preemptions, project, waiting in rows:
         if waiting:
             blocked.append(priority)
             continue
@@ -62,7 +70,7 @@ def queue_of(cluster: Cluster) -> tuple[list[Pending], list[int]]:
         if demand is None:
             demand = demands[cpu, ram, gpu] = Resources(Decimal(cpu), Decimal(ram), gpu)
         ready.append(Pending(pk, priority, demand, created_at, due=due_before is not None and created_at <= due_before,
-                             preemptions=preemptions))
+                             preemptions=preemptions, project=project))
     return ready, blocked
 
 

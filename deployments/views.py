@@ -13,6 +13,7 @@ from hypervisor_mlops.api.sse import StreamingActions
 from hypervisor_mlops.internals import set_prefetched
 from hypervisor_mlops.streams.hints import EVERY
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
+from organizations.projects import ensure_may_submit
 
 from . import insight, lifecycle, streams
 from .filters import DeploymentFilter
@@ -38,7 +39,8 @@ RELATED = (
 )
 
 
-@method_decorator(name="create", decorator=swagger_auto_schema(responses={403: "Viewers cannot submit."}))
+@method_decorator(name="create", decorator=swagger_auto_schema(
+    responses={403: "Viewers cannot submit, nor anyone but admins to a project they are not a member of."}))
 @method_decorator(name="partial_update", decorator=swagger_auto_schema(
     responses={409: "Its cluster and resource request cannot change once it has been scheduled."}))
 class DeploymentViewSet(
@@ -90,7 +92,7 @@ class DeploymentViewSet(
         return DeploymentSerializer(deployments, many=True, context=self.get_serializer_context()).data
 
     def perform_create(self, serializer) -> None:
-        _ensure_may_submit(serializer.validated_data["cluster"])
+        self._ensure_may_submit(serializer.validated_data)
         deployment = lifecycle.create_deployment(created_by=self.request.user, **serializer.validated_data)
         _relations_as_committed(deployment, serializer.validated_data.get("depends_on", ()))
         serializer.instance = deployment
@@ -99,6 +101,9 @@ class DeploymentViewSet(
         cluster = serializer.validated_data.get("cluster")
         if cluster is not None and cluster.caller_role not in MANAGERS:
             raise PermissionDenied("Viewers cannot move deployments onto a cluster.")
+        if "project" in serializer.validated_data:
+            ensure_may_submit(project=serializer.validated_data["project"], user=self.request.user,
+                              role=serializer.instance.caller_role)
         lifecycle.update_deployment(deployment_id=serializer.instance.pk, **serializer.validated_data)
         serializer.instance = self.get_object()
 
@@ -116,8 +121,14 @@ class DeploymentViewSet(
         """What submitting this body would do now (start, preempt whom, or wait and why), creating nothing."""
         serializer = DeploymentSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        _ensure_may_submit(serializer.validated_data["cluster"])
+        self._ensure_may_submit(serializer.validated_data)
         return Response(DryRunSerializer(insight.dry_run_deployment(**serializer.validated_data)).data)
+
+    def _ensure_may_submit(self, validated: dict) -> None:
+        role = validated["cluster"].caller_role
+        if role not in MANAGERS:
+            raise PermissionDenied("Viewers cannot create deployments.")
+        ensure_may_submit(project=validated["project"], user=self.request.user, role=role)
 
     def _finish(self, status: Status) -> Response:
         deployment = self.get_object()
@@ -178,6 +189,3 @@ def _relations_as_committed(deployment: Deployment, depends_on) -> None:
         set_prefetched(deployment, name, rows)
 
 
-def _ensure_may_submit(cluster) -> None:
-    if cluster.caller_role not in MANAGERS:
-        raise PermissionDenied("Viewers cannot create deployments.")

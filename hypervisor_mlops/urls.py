@@ -6,9 +6,9 @@ from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
 from agents.views import ClusterAgentViewSet
-from clusters.views import ClusterViewSet
+from clusters.views import ClusterQuotaViewSet, ClusterViewSet
 from deployments.views import DeploymentViewSet
-from organizations.views import OrganizationViewSet
+from organizations.views import OrganizationViewSet, ProjectViewSet
 
 from . import health
 from .api.routers import OptionalSlashRouter, router
@@ -25,17 +25,21 @@ schema_view = get_schema_view(
 )
 
 router.register("organizations", OrganizationViewSet, basename="organization")
+router.register("projects", ProjectViewSet, basename="project")
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("deployments", DeploymentViewSet, basename="deployment")
-# A cluster's agent lives under the cluster's URL and route names, served by the agents app's own viewset.
-cluster_agents = OptionalSlashRouter()
+# A cluster's agent and its projects' quotas live under the cluster's URL and route names, each served by a
+# viewset of its own (a router takes a basename once).
+cluster_agents, cluster_quotas = OptionalSlashRouter(), OptionalSlashRouter()
 cluster_agents.register("clusters", ClusterAgentViewSet, basename="cluster")
+cluster_quotas.register("clusters", ClusterQuotaViewSet, basename="cluster")
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
     path("agent/", include("agents.urls")),
     path("", include(router.urls)),
     path("", include(cluster_agents.urls)),
+    path("", include(cluster_quotas.urls)),
 ]
 
 urlpatterns = [

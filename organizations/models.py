@@ -3,6 +3,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce, Now
 
 
 def generate_invite_code() -> str:
@@ -49,6 +50,11 @@ class Organization(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def default_project(self) -> "Project":
+        """The project every member belongs to, and where deployments go unless they name another."""
+        return Project.objects.default_of(self.pk)
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
@@ -83,3 +89,87 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} as {self.role}"
+
+
+DEFAULT_PROJECT_NAME = "default"
+DUPLICATE_PROJECT_NAME = "A project with this name already exists in this organization."
+
+
+class ProjectQuerySet(TenantQuerySet):
+    organization_path = "organization__"
+
+    def default_of(self, organization_id: int) -> "Project":
+        return self.get(organization_id=organization_id, is_default=True)
+
+    def with_members_count(self) -> "ProjectQuerySet":
+        """Annotated with `members_count`: the organization's members for the default project, its own for the
+        others (counted in subqueries, which the join of `visible_to` cannot multiply)."""
+        def count(queryset, key: str):
+            counted = queryset.order_by().values(key).annotate(n=models.Count("pk")).values("n")
+            return Coalesce(models.Subquery(counted), 0)
+
+        return self.annotate(members_count=models.Case(
+            models.When(is_default=True, then=count(
+                Membership.objects.filter(organization=models.OuterRef("organization")), "organization")),
+            default=count(ProjectMembership.objects.filter(project=models.OuterRef("pk")), "project"),
+        ))
+
+
+class Project(models.Model):
+    """A share of an organization's clusters: its quotas say what it is guaranteed and may use on each, and
+    `max_priority` caps the priority its deployments may ask for.
+
+    Every organization has exactly one default project (`is_default`, named `default`), which every member of
+    the organization belongs to without a membership row; other projects list their members.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=100)
+    max_priority = models.IntegerField(
+        null=True, blank=True, default=None,
+        help_text="The highest priority its deployments may ask for; empty: no ceiling.",
+    )
+    is_default = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("organization", "name"),
+                name="%(app_label)s_%(class)s_organization_name_unique",
+                violation_error_message=DUPLICATE_PROJECT_NAME,
+            ),
+            models.UniqueConstraint(
+                fields=("organization",),
+                condition=models.Q(is_default=True),
+                name="%(app_label)s_%(class)s_one_default_per_organization",
+                violation_error_message="An organization has one default project.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProjectMembership(models.Model):
+    """A user's place in a project (never needed for the default project, which holds every member)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    created_at = models.DateTimeField(db_default=Now(), editable=False)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("project", "user"),
+                name="%(app_label)s_%(class)s_project_user_unique",
+                violation_error_message="This user is already a member of this project.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}"

@@ -1,9 +1,10 @@
 """Serializers for organizations, invite codes and memberships."""
+from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer
+from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer, StrictSerializer
 
-from .models import Membership, Organization, Role
+from .models import DUPLICATE_PROJECT_NAME, Membership, Organization, Project, Role
 
 
 class OrganizationSerializer(StrictModelSerializer):
@@ -46,3 +47,38 @@ class MembershipPageSerializer(PageSerializer):
 
 class RoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ProjectSerializer(StrictModelSerializer):
+    organization = serializers.IntegerField(source="organization_id", read_only=True)
+    max_priority = serializers.IntegerField(
+        min_value=-(2**31), max_value=2**31 - 1, allow_null=True, required=False, default=None,
+        help_text="The highest priority its deployments may ask for; null: no ceiling.")
+    members_count = serializers.IntegerField(read_only=True, help_text="For `default`: every organization member.")
+
+    class Meta:
+        model = Project
+        fields = ("id", "organization", "name", "max_priority", "members_count", "created_at")
+        read_only_fields = ("id", "created_at")
+        # Names are unique per organization, which comes from the URL: the database's constraint decides (400).
+        validators = []
+
+    def create(self, validated_data: dict) -> Project:
+        try:
+            with transaction.atomic():
+                return super().create(validated_data)
+        except IntegrityError as exc:
+            raise serializers.ValidationError({"name": [DUPLICATE_PROJECT_NAME]}) from exc
+
+
+class ProjectPageSerializer(PageSerializer):
+    results = ProjectSerializer(many=True)
+
+
+class ProjectMemberSerializer(StrictSerializer):
+    user = serializers.IntegerField(source="pk", min_value=1, help_text="A member of the project's organization.")
+    username = serializers.CharField(read_only=True)
+
+
+class ProjectMemberPageSerializer(PageSerializer):
+    results = ProjectMemberSerializer(many=True)

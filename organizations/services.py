@@ -10,16 +10,18 @@ from rest_framework.exceptions import NotFound, ValidationError
 from accounts.models import User
 from hypervisor_mlops.api.exceptions import Conflict
 
-from .models import Membership, Organization, Role, generate_invite_code
+from .models import Membership, Organization, ProjectMembership, Role, generate_invite_code
+from .projects import create_default_project
 
 INVALID_INVITE_CODE = "Invalid invite code."
 
 
 def create_organization(*, name: str, creator: User) -> Organization:
-    """Create an organization whose creator is its first admin."""
+    """Create an organization whose creator is its first admin, with its default project."""
     with transaction.atomic():
         organization = Organization.objects.create(name=name)
         Membership.objects.create(organization=organization, user=creator, role=Role.ADMIN)
+        create_default_project(organization=organization)
     return organization
 
 
@@ -61,12 +63,15 @@ def change_member_role(*, organization: Organization, user_id: int, role: str) -
 
 
 def remove_member(*, organization: Organization, user_id: int) -> None:
-    """Remove a member (or let one leave); the last admin can never go (409)."""
+    """Remove a member (or let one leave), and from the organization's projects; the last admin can never go (409)."""
     with transaction.atomic():
         membership = _lock_membership(organization, user_id)
         if membership.role == Role.ADMIN:
             _ensure_another_admin(organization, "removed")
         membership.delete()
+        # After the membership is gone, in a statement of its own: a project membership being added waited for
+        # that delete (organizations.projects) and is committed by now, so it goes too.
+        ProjectMembership.objects.filter(project__organization=organization, user=membership.user_id).delete()
 
 
 def _lock_membership(organization: Organization, user_id: int) -> Membership:

@@ -1,4 +1,5 @@
-"""Organization endpoints: CRUD, joining by invite code, members and roles."""
+"""Organization endpoints: CRUD, joining by invite code, members and roles; projects and their members."""
+from django.utils.decorators import method_decorator
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -7,8 +8,10 @@ from rest_framework.response import Response
 from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
 from hypervisor_mlops.api.throttling import JoinRateThrottle
 
-from . import services
-from .models import Organization, Role
+from accounts.models import User
+
+from . import projects as project_actions, services
+from .models import Organization, Project, Role
 from .permissions import ADMINS, ANY_MEMBER, HasOrganizationRole
 from .serializers import (
     InviteCodeSerializer,
@@ -16,6 +19,10 @@ from .serializers import (
     MembershipPageSerializer,
     MembershipSerializer,
     OrganizationSerializer,
+    ProjectMemberPageSerializer,
+    ProjectMemberSerializer,
+    ProjectPageSerializer,
+    ProjectSerializer,
     RoleSerializer,
 )
 
@@ -34,10 +41,12 @@ class OrganizationViewSet(
     lookup_value_regex = r"\d+"
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "delete", "head", "options")
-    query_serializers = {"members": PageQuerySerializer}
+    query_serializers = {"members": PageQuerySerializer, "projects": PageQuerySerializer}
     required_roles = {
         "retrieve": ANY_MEMBER,
         "partial_update": ADMINS,
+        "projects": ANY_MEMBER,
+        "create_project": ADMINS,
         "members": ANY_MEMBER,
         "member": ADMINS,
         "leave": ANY_MEMBER,
@@ -115,3 +124,92 @@ class OrganizationViewSet(
         """Replace the invite code; the old one stops working at once."""
         organization = self.get_object()
         return Response({"invite_code": services.rotate_invite_code(organization=organization)})
+
+    @swagger_auto_schema(responses={200: ProjectPageSerializer})
+    @action(detail=True, methods=["get"])
+    def projects(self, request, pk=None):
+        """The organization's projects, oldest (its `default`) first."""
+        organization = self.get_object()
+        page = self.paginate_queryset(organization.projects.with_members_count().order_by("id"))
+        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+    @swagger_auto_schema(request_body=ProjectSerializer, responses={
+        201: ProjectSerializer, 400: "Invalid, or the name is taken in the organization.",
+        403: "Only admins create projects."})
+    @projects.mapping.post
+    def create_project(self, request, pk=None):
+        """Create a project (admins); its name is unique in the organization."""
+        organization = self.get_object()
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = serializer.save(organization=organization)
+        project.members_count = 0
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+@method_decorator(name="partial_update", decorator=swagger_auto_schema(
+    responses={409: "The default project cannot be renamed."}))
+@method_decorator(name="destroy", decorator=swagger_auto_schema(
+    responses={409: "The default project, or one with pending or running deployments."}))
+class ProjectViewSet(
+    StrictQueryParameters,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Projects of the caller's organizations: members read them, admins change them and their members."""
+
+    serializer_class = ProjectSerializer
+    lookup_value_regex = r"\d+"
+    permission_classes = (HasOrganizationRole,)
+    http_method_names = ("get", "post", "patch", "delete", "head", "options")
+    query_serializers = {"members": PageQuerySerializer}
+    required_roles = {
+        "retrieve": ANY_MEMBER,
+        "partial_update": ADMINS,
+        "destroy": ADMINS,
+        "members": ANY_MEMBER,
+        "add_member": ADMINS,
+        "member": ADMINS,
+    }
+
+    def get_queryset(self):
+        return Project.objects.visible_to(self.request.user).with_members_count().order_by("id")
+
+    def perform_update(self, serializer) -> None:
+        project_actions.update_project(project_id=serializer.instance.pk, **serializer.validated_data)
+        serializer.instance = self.get_object()
+
+    def perform_destroy(self, instance: Project) -> None:
+        project_actions.delete_project(project_id=instance.pk)
+
+    @swagger_auto_schema(responses={200: ProjectMemberPageSerializer})
+    @action(detail=True, methods=["get"])
+    def members(self, request, pk=None):
+        """Its members (for `default`: every member of the organization)."""
+        project = self.get_object()
+        users = (User.objects.filter(memberships__organization_id=project.organization_id) if project.is_default
+                 else User.objects.filter(project_memberships__project=project))
+        page = self.paginate_queryset(users.order_by("id"))
+        return self.get_paginated_response(ProjectMemberSerializer(page, many=True).data)
+
+    @swagger_auto_schema(request_body=ProjectMemberSerializer, responses={
+        201: ProjectMemberSerializer, 200: "Already a member.", 400: "Not a member of the organization."})
+    @members.mapping.post
+    def add_member(self, request, pk=None):
+        """Add a member of the organization to the project (admins); adding one twice is harmless (200)."""
+        project = self.get_object()
+        serializer = ProjectMemberSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user, created = project_actions.add_project_member(project=project, user_id=serializer.validated_data["pk"])
+        return Response(ProjectMemberSerializer(user).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @swagger_auto_schema(responses={204: "Removed", 404: "Not a member of the project.",
+                                    409: "Members leave the default project only with the organization."})
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
+    def member(self, request, pk=None, user_id=None):
+        """Take a user out of the project (admins)."""
+        project_actions.remove_project_member(project=self.get_object(), user_id=int(user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -45,8 +45,21 @@ def describe_wait(demand: Resources, free: Resources, ahead: int, *, free_as: st
     return sentence
 
 
-DEPENDENCIES, EXCEEDS_CAPACITY, RESOURCES, RESERVED, SCHEDULING = (
-    "dependencies", "exceeds_capacity", "resources", "reserved", "scheduling")
+DEPENDENCIES, EXCEEDS_CAPACITY, QUOTA_LIMIT, RESOURCES, RESERVED, SCHEDULING = (
+    "dependencies", "exceeds_capacity", "quota_limit", "resources", "reserved", "scheduling")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectShare:
+    """A pending deployment's project on its cluster: what it holds, is guaranteed and may hold at most, and
+    whether starting the deployment would take it above its guarantee (`borrowing`)."""
+
+    id: int
+    name: str
+    usage: Resources
+    guaranteed: Resources
+    limit: Resources | None
+    borrowing: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +91,7 @@ class Explanation:
     preemptible: Resources  # what running deployments of strictly lower priority that may be preempted hold
     higher_ahead: int  # pending deployments of strictly higher priority
     reserved_for: int | None = None  # the deployment it yields to, when the reason is `reserved`
+    project: ProjectShare | None = None
 
 
 def explain(demand: Resources, *, capacity: Resources, free: Resources, preemptible: Resources,
@@ -109,6 +123,21 @@ def explain(demand: Resources, *, capacity: Resources, free: Resources, preempti
                        higher_ahead, reserved_for)
 
 
+def explain_as_decided(demand: Resources, decided: str | None, *, capacity: Resources, free: Resources,
+                       preemptible: Resources, waiting_for: Sequence[int], queue_position: int, higher_ahead: int,
+                       reserved_for: int | None, project: ProjectShare) -> Explanation:
+    """Where quotas decide (scheduling.projects), the reason is the one the pass itself gave: `decided` is
+    QUOTA_LIMIT, RESOURCES or RESERVED for one it left waiting, None for one it would start (`scheduling`)."""
+    if waiting_for:
+        reason = DEPENDENCIES
+    elif not demand.fits_in(capacity):
+        reason = EXCEEDS_CAPACITY
+    else:
+        reason = decided or SCHEDULING
+    return Explanation(reason, demand.shortfall(free), queue_position, tuple(waiting_for), preemptible,
+                       higher_ahead, reserved_for if reason == RESERVED else None, project)
+
+
 def lower_priority_holdings(running: Iterable[tuple[int, Resources]]) -> Callable[[int], Resources]:
     """From (priority, held) pairs of running deployments: priority -> what strictly lower priorities hold."""
     by_priority = sorted(running, key=lambda pair: pair[0])
@@ -122,7 +151,9 @@ def lower_priority_holdings(running: Iterable[tuple[int, Resources]]) -> Callabl
 def describe(explanation: Explanation, demand: Resources, free: Resources, capacity: Resources,
              dependency_statuses: Sequence[tuple[int, str]] = ()) -> str:
     """The explanation in words, e.g. "Needs 2 GPU, 1 free; 3 deployments of higher priority ahead."."""
-    if explanation.reason == DEPENDENCIES:
+    if explanation.reason == QUOTA_LIMIT:
+        sentence = describe_limit(explanation.project, demand)
+    elif explanation.reason == DEPENDENCIES:
         sentence = "waiting for dependencies " + ", ".join(f"#{pk} ({status})" for pk, status in dependency_statuses)
     elif explanation.reason == RESERVED:
         sentence = (f"held back: what is free is set aside for #{explanation.reserved_for}, which has waited "
@@ -136,3 +167,17 @@ def describe(explanation: Explanation, demand: Resources, free: Resources, capac
     else:
         sentence = describe_wait(demand, free, explanation.higher_ahead)
     return sentence
+
+
+def describe_limit(project: ProjectShare, demand: Resources) -> str:
+    """The limit its start would exceed, e.g. "project 'research' is at its GPU limit: 8 of 8", or "project
+    'research' would exceed its GPU limit: 6 of 8 in use, needs 4"."""
+    units = {"cpu": ("CPU", ""), "ram": ("RAM", " GB"), "gpu": ("GPU", "")}
+    after = project.usage + demand
+    name = next(name for name in ("gpu", "cpu", "ram") if getattr(after, name) > getattr(project.limit, name))
+    unit, suffix = units[name]
+    used, limit = getattr(project.usage, name), getattr(project.limit, name)
+    if used >= limit:
+        return f"project '{project.name}' is at its {unit} limit: {_amount(used)} of {_amount(limit)}{suffix}"
+    return (f"project '{project.name}' would exceed its {unit} limit: {_amount(used)} of {_amount(limit)}{suffix} "
+            f"in use, needs {_amount(getattr(demand, name))}")

@@ -39,6 +39,7 @@ class Running:
     demand: Resources
     started_at: datetime
     preemptions: int = 0  # how often it was preempted before: at PREEMPTION_CAP it is no longer a victim
+    project: int = 0  # see scheduling.projects: with one project and no limit, plan() is the whole rule
 
     @property
     def evictable(self) -> bool:
@@ -53,6 +54,7 @@ class Pending:
     created_at: datetime
     due: bool = False  # has waited the cluster's reserve_after_seconds: may hold a reservation
     preemptions: int = 0  # how often it was preempted before (once it runs again: see Running)
+    project: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ import factory
 
 from accounts.models import User
 from clusters.models import Cluster
-from organizations.models import Membership, Organization, Role
+from organizations.models import DEFAULT_PROJECT_NAME, Membership, Organization, Project, Role
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -23,8 +23,20 @@ class UserFactory(factory.django.DjangoModelFactory):
 class OrganizationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Organization
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"org{n}")
+    # As organizations.services.create_organization gives every organization its default project.
+    default_project = factory.RelatedFactory("tests.factories.ProjectFactory", factory_related_name="organization",
+                                             name=DEFAULT_PROJECT_NAME, is_default=True)
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"project{n}")
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

@@ -24,6 +24,27 @@ class StrictEmailField(StrictCharField, serializers.EmailField):
     """An email address given as a JSON string."""
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only: DRF would also take 0, 1, "yes" and "off", which the schema (type boolean) calls
+    invalid."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictSerializer(serializers.Serializer):
+    """An object whose keys are all known: a misspelt setting is a 400, not silently its default."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)
+
+
 class StrictModelSerializer(serializers.ModelSerializer):
     """Text fields of the model take JSON strings only, as the schema types them.
 

@@ -19,17 +19,18 @@ def agent_installed() -> None:
 
 @pytest.fixture
 def start_agent(admin, cluster, server, container_runtime, agent_installed, tmp_path):
-    """start_agent(gpus="") -> a running bin/agent for `cluster` (registered once); all are killed at the end."""
+    """start_agent(gpus="", *extra_args) -> a running bin/agent for `cluster` (registered once); all are killed at
+    the end."""
     registered = {}
     started = []
 
-    def start(gpus: str = "", token: str | None = None) -> AgentProcess:
+    def start(gpus: str = "", *extra: str, token: str | None = None) -> AgentProcess:
         if token is None:
             if not registered:
                 response = admin.post(f"/api/v1/clusters/{cluster.pk}/agents/", {"name": "host-1"})
                 registered.update(response.json())
             token = registered["token"]
-        agent = AgentProcess(server, token, container_runtime.docker_host, tmp_path, gpus).start()
+        agent = AgentProcess(server, token, container_runtime.docker_host, tmp_path, gpus, extra).start()
         agent.registered = registered
         started.append(agent)
         return agent

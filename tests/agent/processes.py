@@ -17,8 +17,9 @@ INTERVAL = "0.1"
 class AgentProcess:
     """bin/agent against a server and the private Podman service; its output goes to a file for failures."""
 
-    def __init__(self, server: str, token: str, docker_host: str, log_dir: Path, gpus: str = "") -> None:
-        self.args = [str(ROOT / "bin" / "agent"), "--server", server, "--token", token, "--interval", INTERVAL]
+    def __init__(self, server: str, token: str, docker_host: str, log_dir: Path, gpus: str = "",
+                 extra: tuple[str, ...] = ()) -> None:
+        self.args = [str(ROOT / "bin" / "agent"), "--server", server, "--token", token, "--interval", INTERVAL, *extra]
         if gpus:
             self.args += ["--gpus", gpus]
         self.env = {**os.environ, "DOCKER_HOST": docker_host}

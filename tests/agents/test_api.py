@@ -132,7 +132,8 @@ def test_a_started_deployment_is_handed_to_the_agent_and_its_report_starts_it(de
     [spec] = sync(agent)["deployments"]
     assert spec == {"id": pk, "attempt": 1, "name": "job", "image": "registry/img:1",
                     "command": ["sh", "-c", "echo hi"], "env": {"A": "1"}, "cpu": "0.500", "ram": "0.250",
-                    "gpu": 1, "stop_grace_seconds": 7, "persist_path": None}
+                    "gpu": 1, "stop_grace_seconds": 7, "persist_path": None, "ports": [], "host_ports": [],
+                    "health_check": None}
     sync(agent, [container(pk, 1, "created")])
     assert get(dev, pk)["runtime"]["state"] == "starting"
     sync(agent, [container(pk, 1, "running")])

@@ -85,7 +85,7 @@ def test_unknown_foreign_and_duplicate_dependencies_are_400_naming_the_ids(dev, 
     stranger_org = OrganizationFactory()
     stranger = MembershipFactory(organization=stranger_org, role=Role.ADMIN).user
     foreign = Deployment.objects.create(name="f", cluster=ClusterFactory(organization=stranger_org),
-                                        docker_image="i", created_by=stranger)
+                                        project=stranger_org.default_project, docker_image="i", created_by=stranger)
     cases = [
         ([mine, mine], f"Listed more than once: {mine}."),
         ([mine, 999999], "No deployment in this organization with id 999999."),

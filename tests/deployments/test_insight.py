@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from deployments.models import Deployment, DeploymentEvent
 from organizations.models import Role
 from scheduling.insight import RESERVED, RESOURCES, SCHEDULING, explain, lower_priority_holdings, reservation_for
-from scheduling.planner import Pending, Running, plan
+from scheduling.planner import PREEMPTION_CAP, Pending, Running, plan
 from scheduling.resources import Resources
-from tests.deployments.api import DEPLOYMENTS, action, get, submit
+from tests.deployments.api import DEPLOYMENTS, action, get, status, submit
 from tests.factories import ClusterFactory, MembershipFactory, OrganizationFactory
 from tests.workers import real_workers, wait_for_idle_queue
 
@@ -33,7 +33,8 @@ def snapshots(draw):
     for i, demand in enumerate(draw(st.lists(amounts, max_size=6))):
         if (held + demand).fits_in(capacity):
             held += demand
-            running.append(Running(100 + i, draw(st.integers(-2, 2)), demand, T0 + timedelta(seconds=i)))
+            running.append(Running(100 + i, draw(st.integers(-2, 2)), demand, T0 + timedelta(seconds=i),
+                                   draw(st.integers(0, PREEMPTION_CAP))))
     pending = [Pending(i + 1, draw(st.integers(-2, 2)), demand, T0 + timedelta(seconds=i), due=draw(st.booleans()))
                for i, demand in enumerate(draw(st.lists(amounts, max_size=8)))]
     return capacity, running, pending
@@ -44,7 +45,8 @@ def snapshots(draw):
 def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
     capacity, running, pending = snapshot
     free = capacity - sum((r.demand for r in running), Resources.zero())
-    lower = lower_priority_holdings([(r.priority, r.demand) for r in running])
+    # As deployments.insight reads them: only what may still be preempted counts.
+    lower = lower_priority_holdings([(r.priority, r.demand) for r in running if r.evictable])
     queue = sorted(pending, key=lambda p: (-p.priority, p.created_at, p.id))
     result = plan(capacity, running, pending)
     first_due = next((p for p in queue if p.due and p.demand.fits_in(capacity)), None)
@@ -59,7 +61,8 @@ def test_every_explanation_agrees_with_the_plan_of_the_same_snapshot(snapshot):
         explanations[p.id] = explanation
         assert explanation.queue_position == index + 1
         assert explanation.shortfall == p.demand.shortfall(free)
-        assert explanation.preemptible == sum((r.demand for r in running if r.priority < p.priority),
+        assert explanation.preemptible == sum((r.demand for r in running
+                                               if r.priority < p.priority and r.preemptions < PREEMPTION_CAP),
                                               Resources.zero())
         # `resources`: not even evicting everything of lower priority would make it fit what is free now.
         assert (explanation.reason == RESOURCES) == (p.demand.fits_in(capacity)
@@ -118,6 +121,25 @@ def test_resources_with_shortfall_position_and_what_lower_priority_holds(dev, cl
 
 
 @pytestmark_db
+def test_a_deployment_preempted_cap_times_is_not_preemptible_in_the_explanation_nor_the_dry_run(dev, cluster):
+    older = submit(dev, cluster, gpu=1, cpu="1", priority=0, name="older")
+    Deployment.objects.filter(pk=older).update(preemption_count=PREEMPTION_CAP - 1)
+    capped = submit(dev, cluster, gpu=1, cpu="1", priority=0, name="capped")
+    Deployment.objects.filter(pk=capped).update(preemption_count=PREEMPTION_CAP)  # as after two preemptions
+    # The capped one, started last, would be the first victim by start time; the cap leaves only the older one.
+    assert dry_run(dev, cluster, gpu_required=1, cpu_required="1", priority=5).json()["preempts"] == [older]
+    body = dry_run(dev, cluster, gpu_required=2, cpu_required="1", priority=5).json()
+    assert body["decision"] == "wait" and body["preempts"] == []
+    assert body["scheduling"]["reason"] == "resources"
+    assert body["scheduling"]["preemptible"] == {"cpu": "1.000", "ram": "1.000", "gpu": 1}
+    waiting = submit(dev, cluster, gpu=2, cpu="1", priority=5, name="waits")
+    assert [status(dev, pk) for pk in (older, capped, waiting)] == ["running", "running", "pending"]
+    assert scheduling(dev, waiting)["preemptible"] == {"cpu": "1.000", "ram": "1.000", "gpu": 1}
+    assert scheduling(dev, waiting)["reason"] == "resources"
+    assert get(dev, waiting)["status_reason"] == "Needs 2 GPU, 0 free."
+
+
+@pytestmark_db
 def test_dependencies_come_first_and_name_what_it_waits_for(dev, cluster):
     blocker = submit(dev, cluster, gpu=2)
     waiting = submit(dev, cluster, gpu=2, depends_on=[blocker])
@@ -141,7 +163,8 @@ def test_exceeds_capacity_after_a_shrink(member, dev, cluster):
 @pytestmark_db
 def test_scheduling_while_a_pass_is_due(dev, cluster):
     # Written without the pass that would follow a submission: it fits, and a pass is due.
-    pk = Deployment.objects.create(cluster=cluster, name="x", docker_image="i", cpu_required=1).pk
+    pk = Deployment.objects.create(cluster=cluster, project=cluster.organization.default_project, name="x",
+                                   docker_image="i", cpu_required=1).pk
     assert scheduling(dev, pk)["reason"] == "scheduling"
     assert get(dev, pk)["status_reason"] == "Fits; waiting for the scheduler."
 
@@ -175,9 +198,11 @@ def test_queue_positions_of_a_page_are_the_queue_numbered():
 
     rng = random.Random(3)
     clusters = [ClusterFactory(organization=OrganizationFactory()) for _ in range(3)]
+    projects = {c.pk: c.organization.default_project for c in clusters}
     instants = [T0 + timedelta(microseconds=rng.choice([0, 1, 2, 5, 6, 7, 10**6])) for _ in range(20)]
     Deployment.objects.bulk_create(
-        Deployment(name=f"d{i}", cluster=rng.choice(clusters), docker_image="i", created_at=rng.choice(instants),
+        Deployment(name=f"d{i}", cluster=(chosen := rng.choice(clusters)), project=projects[chosen.pk],
+                   docker_image="i", created_at=rng.choice(instants),
                    priority=rng.choice([-2**31, -1, 0, 0, 1, 2, 2**31 - 1]),
                    status="pending")
         for i in range(400)

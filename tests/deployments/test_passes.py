@@ -15,9 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def bulk_deployments(cluster, count: int, *, status=Status.PENDING, priority=0, gpu=0, cpu="1"):
-    now = timezone.now()
+    now, project = timezone.now(), cluster.organization.default_project
     return Deployment.objects.bulk_create(
-        Deployment(cluster=cluster, name=f"d{n}", docker_image="img", priority=priority, cpu_required=Decimal(cpu),
+        Deployment(cluster=cluster, project=project, name=f"d{n}", docker_image="img", priority=priority, cpu_required=Decimal(cpu),
                    gpu_required=gpu, status=status, started_at=now if status == Status.RUNNING else None)
         for n in range(count)
     )

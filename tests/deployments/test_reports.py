@@ -5,7 +5,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deployments.output import LOG_KEEP_CHARS, LOG_TRIM_AT_CHARS, bounded, clean_output, last_lines
-from deployments.reports import Change, OpenAttempt, SeenContainer, StartFailure, runtime_transitions
+from deployments.reports import (
+    Change,
+    OpenAttempt,
+    SeenContainer,
+    ServiceUpdate,
+    StartFailure,
+    runtime_transitions,
+    service_updates,
+)
 
 
 def attempt(deployment=1, state="starting", container="", number=1) -> OpenAttempt:
@@ -106,3 +114,40 @@ def test_a_reports_endings_come_before_its_starts_whatever_the_order_of_the_atte
     report = [seen(deployment=2), seen(deployment=3, state="exited", exit_code=0)]
     assert changes([preemptor, exited, victim], report) == [
         (Change.EXITED, 3), (Change.STOPPED, 1), (Change.STARTED, 2)]
+
+
+# --- Services: endpoints and readiness -----------------------------------------------------------------------
+
+ENDPOINT = {"port": 8080, "host": "gpu-7", "host_port": 40001}
+
+
+def serving(ports=((8080, 40001),), ready=None, state="running", health="") -> SeenContainer:
+    return SeenContainer(1, 1, "c1", state, None, ports, ready, health)
+
+
+def test_a_running_containers_bound_ports_become_its_endpoints_once():
+    running = attempt(state="running", container="c1")
+    assert service_updates([running], [serving()], "gpu-7") == [ServiceUpdate(running, (ENDPOINT,))]
+    recorded = replace(running, endpoints=(ENDPOINT,))
+    assert service_updates([recorded], [serving()], "gpu-7") == []
+    # Ports unbound again (or never listed, moby#42860) are what is true now: none.
+    assert service_updates([recorded], [serving(ports=())], "gpu-7") == [ServiceUpdate(recorded, ())]
+    assert service_updates([recorded], [serving()], "another-name")[0].endpoints[0]["host"] == "another-name"
+
+
+def test_a_verdict_changes_readiness_and_no_verdict_keeps_it():
+    ready = attempt(state="running", container="c1")
+    ready = replace(ready, endpoints=(ENDPOINT,), ready=True)
+    assert service_updates([ready], [serving(ready=None)], "gpu-7") == []
+    assert service_updates([ready], [serving(ready=True)], "gpu-7") == []
+    assert service_updates([ready], [serving(ready=False, health="HTTP 503 from /")], "gpu-7") == [
+        ServiceUpdate(ready, None, False, "HTTP 503 from /")]
+
+
+def test_only_current_runs_seen_running_are_updated():
+    stopping = attempt(state="stopping", container="c1")
+    assert service_updates([stopping], [serving(ready=True)], "gpu-7") == []
+    assert service_updates([attempt(state="running")], [serving(state="exited", ready=True)], "gpu-7") == []
+    # A container reported running for the first time is published and judged in the same report.
+    starting = attempt()
+    assert service_updates([starting], [serving(ready=True)], "gpu-7") == [ServiceUpdate(starting, (ENDPOINT,), True)]

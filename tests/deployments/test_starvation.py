@@ -103,7 +103,8 @@ def test_turning_the_bound_off_places_what_it_held_back_at_once(admin, dev, clus
 
 def test_a_deployment_larger_than_the_cluster_reserves_nothing(dev, cluster):
     submit(dev, cluster, cpu="6")
-    huge = Deployment.objects.create(cluster=cluster, name="huge", docker_image="i", cpu_required=9).pk
+    huge = Deployment.objects.create(cluster=cluster, project=cluster.organization.default_project, name="huge",
+                                     docker_image="i", cpu_required=9).pk
     has_waited(huge, 601)
     assert get(dev, submit(dev, cluster, cpu="2"))["status"] == "running"
 

@@ -4,11 +4,11 @@ from django.contrib.admin import site
 from django.test import Client
 
 from accounts.models import User
-from clusters.models import Cluster
+from clusters.models import Cluster, ClusterQuota
 from deployments import lifecycle
 from deployments.admin import DeploymentAdmin
 from deployments.models import Deployment, Status
-from organizations.models import Role
+from organizations.models import Project, ProjectMembership, Role
 from tests.factories import ClusterFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,3 +118,37 @@ def test_agents_show_on_their_cluster_and_runtime_and_logs_on_the_deployment(ope
     assert "gpu-host-7" in page and "<p>new</p>" in page
     detail = operator.get(f"/admin/deployments/deployment/{running.pk}/change/").content.decode()
     assert "Attempt 1: starting" in detail and "<pre>line one\nline two</pre>" in detail
+
+
+def test_projects_show_their_members_and_the_default_one_is_protected(operator, cluster):
+    organization = cluster.organization
+    member = MembershipFactory(organization=organization).user
+    research = Project.objects.create(organization=organization, name="research", max_priority=10)
+    ProjectMembership.objects.create(project=research, user=member)
+    listing = operator.get("/admin/organizations/project/").content.decode()
+    assert "research" in listing and "default" in listing
+    page = operator.get(f"/admin/organizations/project/{research.pk}/change/").content.decode()
+    assert member.username in page
+    default = organization.default_project
+    assert operator.get(f"/admin/organizations/project/{default.pk}/delete/").status_code == 403
+    assert operator.get(f"/admin/organizations/organization/{organization.pk}/change/").status_code == 200
+
+
+def test_an_organization_added_in_the_admin_gets_its_default_project(operator):
+    response = operator.post("/admin/organizations/organization/add/", {
+        "name": "from-admin", **{f"{prefix}-{key}": value for prefix in ("memberships", "projects")
+                                 for key, value in (("TOTAL_FORMS", 0), ("INITIAL_FORMS", 0))}})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(Project.objects.filter(organization__name="from-admin").values_list("name", "is_default")) == [
+        ("default", True)]
+
+
+def test_clusters_show_quotas_with_usage_and_deployments_their_project(operator, cluster):
+    project = cluster.organization.default_project
+    ClusterQuota.objects.create(cluster=cluster, project=project, guaranteed_cpu=2, guaranteed_ram=4,
+                                guaranteed_gpu=1, weight=5)
+    deployment = deploy(cluster, cpu_required=1, ram_required=2, gpu_required=1)
+    page = operator.get(f"/admin/clusters/cluster/{cluster.pk}/change/").content.decode()
+    assert "2.000 CPU, 4.000 GB RAM, 1 GPU" in page and "1.000 CPU, 2.000 GB RAM, 1 GPU" in page
+    listing = operator.get(f"/admin/deployments/deployment/?project__id__exact={project.pk}").content.decode()
+    assert f'href="/admin/deployments/deployment/{deployment.pk}/change/' in listing

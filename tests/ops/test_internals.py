@@ -42,10 +42,11 @@ def test_evaluated_user_never_loads_the_lazy_user_and_sees_one_already_loaded():
 
 @pytest.mark.django_db
 def test_set_prefetched_answers_a_relation_from_the_rows_given_without_a_query():
-    deployment = Deployment.objects.create(cluster=ClusterFactory(), created_by=UserFactory(), name="d",
-                                           docker_image="img")
-    dependency = Deployment.objects.create(cluster=deployment.cluster, created_by=deployment.created_by,
-                                           name="dep", docker_image="img")
+    cluster = ClusterFactory()
+    deployment = Deployment.objects.create(cluster=cluster, project=cluster.organization.default_project,
+                                           created_by=UserFactory(), name="d", docker_image="img")
+    dependency = Deployment.objects.create(cluster=cluster, project=deployment.project,
+                                           created_by=deployment.created_by, name="dep", docker_image="img")
     set_prefetched(deployment, "depends_on", [dependency])
     set_prefetched(deployment, "attempts", [])
     with CaptureQueriesContext(connection) as queries:

@@ -200,8 +200,9 @@ def test_metrics_after_known_activity_are_exact(auth_client, metrics_token):
 
 
 def _deployments(cluster, count: int) -> None:
-    Deployment.objects.bulk_create(Deployment(name=f"d{n}", cluster=cluster, docker_image="img", gpu_required=n % 3)
-                                   for n in range(count))
+    project = cluster.organization.default_project
+    Deployment.objects.bulk_create(Deployment(name=f"d{n}", cluster=cluster, project=project, docker_image="img",
+                                              gpu_required=n % 3) for n in range(count))
     ids = list(Deployment.objects.filter(cluster=cluster).values_list("pk", flat=True))
     DeploymentEvent.objects.bulk_create(DeploymentEvent(deployment_id=pk, kind=EventKind.SCHEDULED, message="Started.")
                                         for pk in ids[::2])

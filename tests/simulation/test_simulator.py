@@ -7,7 +7,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from simulate import POLICIES, FifoPolicy, PlannerPolicy, bounds, simulate  # noqa: E402
-from traces import HIGH, LOW, NORMAL, Job, Trace, make_trace  # noqa: E402
+from traces import HIGH, LOW, NORMAL, Habits, Job, Trace, make_habits, make_trace  # noqa: E402
 
 
 def job(id: int, arrival: int, gpu: int, duration: int, priority: int = NORMAL) -> Job:
@@ -147,3 +147,29 @@ def test_bounds_count_only_what_can_complete_within_the_horizon():
 def test_traces_are_the_same_for_the_same_seed():
     assert make_trace(200, seed=3) == make_trace(200, seed=3)
     assert make_trace(200, seed=3) != make_trace(200, seed=4)
+
+
+def test_a_checkpointing_deployment_loses_only_the_run_since_its_latest_checkpoint():
+    # Low priority runs 250 s on all 4 GPUs, then high priority preempts it for 100 s; with a checkpoint every
+    # 100 s it keeps 200 s of its work and loses 50, without one it loses all 250.
+    tiny = trace(4, 2_000, job(1, 0, 4, 1_000, LOW), job(2, 250, 4, 100, HIGH))
+    saving = Habits(time_limit=(None, None, None), checkpoint_every=(None, 100, None))
+
+    kept = simulate(tiny, PlannerPolicy(tiny, None), saving)
+    lost = simulate(tiny, PlannerPolicy(tiny, None))
+
+    assert kept.completed_at[1] == 350 + 800 and lost.completed_at[1] == 350 + 1_000
+    # (lost share, completed, deployments) of those that checkpoint, then of the others.
+    assert kept.populations[0] == (50 / (250 + 800), 1, 1)
+    assert lost.lost == pytest.approx(4 * 250 / (4 * (250 + 1_000) + 4 * 100))
+
+
+def test_habits_leave_the_trace_alone_and_no_limit_ends_a_run():
+    sample = make_trace(500, seed=3, gpus=16, load=0.6)
+
+    habits = make_habits(sample, seed=3, limit_share=0.7, checkpoint_share=0.5, checkpoint_minutes=30)
+
+    assert make_trace(500, seed=3, gpus=16, load=0.6) == sample
+    assert all(limit is None or limit >= job.duration for job, limit in zip(sample.jobs, habits.time_limit[1:]))
+    assert {every for every in habits.checkpoint_every[1:]} == {None, 1_800}
+    assert make_habits(sample, seed=3, checkpoint_share=0).checkpoint_every[1:] == (None,) * 500

@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("deployments", "0008_lost_seconds")]
+    dependencies = [("deployments", "0011_project_required")]
 
     operations = [
         migrations.AddField(model_name="deploymentlog", name="dropped_lines",
