@@ -7,6 +7,7 @@ import click
 from . import config
 from .client import ApiError, Session
 from .common import Group, cli, command
+from .why import amounts
 
 
 @cli.group(cls=Group)
@@ -202,17 +203,17 @@ def agent_register(ui, cluster_id: int, name: str) -> None:
 @command(cli)
 @click.argument("cluster_id", metavar="CLUSTER", type=int)
 def quotas(ui, cluster_id: int) -> None:
-    """A cluster's project quotas.
+    """Each project's quota on a cluster: what is guaranteed, the limit, the weight, and what it uses now.
 
     \b
     Example:
       hv quotas 1
     """
-    try:
-        answer = ui.api.get(f"/clusters/{cluster_id}/quotas/")
-    except ApiError as error:
-        if error.status == 404:
-            raise ApiError(f"this server has no quotas for cluster {cluster_id}: projects and their quotas "
-                           "are not part of its API yet", 404) from error
-        raise
-    ui.emit(answer)
+    rows = ui.api.every(f"/clusters/{cluster_id}/quotas/")
+    if ui.json:
+        for row in rows:
+            ui.emit(row)
+        return
+    ui.table(["PROJECT", "GUARANTEED", "LIMIT", "WEIGHT", "USAGE"],
+             [[q["project"], amounts(q["guaranteed"]), amounts(q["limit"]) if q["limit"] else "none", q["weight"],
+               amounts(q["usage"])] for q in rows])

@@ -5,11 +5,13 @@ REASONS = {
     "exceeds_capacity": "it asks for more than the whole cluster has: it cannot start unless the cluster grows",
     "resources": "what it asks for is not free, and evicting lower priorities would not free enough",
     "reserved": "what is free is set aside for a deployment that has waited too long",
+    "quota_limit": "starting it would take its project above its limit on this cluster",
     "scheduling": "it can start (or preempt its way in): a scheduling pass is due",
 }
 
 
-def amounts(values: dict) -> str:
+def amounts(values: dict | None) -> str:
+    values = values or {}
     parts = [f"{float(values['cpu']):g} CPU" if float(values.get("cpu", 0)) else "",
              f"{float(values['ram']):g} GB RAM" if float(values.get("ram", 0)) else "",
              f"{values['gpu']} GPU" if values.get("gpu") else ""]
@@ -31,7 +33,10 @@ def explain(deployment: dict) -> list[str]:
     lines.append(f"Preemptible (lower priority, running): {amounts(scheduling['preemptible'])}.")
     if scheduling.get("reserved_for"):
         lines.append(f"Reservation: what is free is held for #{scheduling['reserved_for']}.")
-    quota = scheduling.get("quota")
-    if quota is not None:
-        lines.append(f"Project quota: {quota}.")
+    project = scheduling.get("project")
+    if project:
+        limit = f"limit {amounts(project['limit'])}" if project.get("limit") else "no limit"
+        borrowing = " Starting it would borrow beyond the guarantee." if project.get("borrowing") else ""
+        lines.append(f"Project #{project['id']}: uses {amounts(project['usage'])}; guaranteed "
+                     f"{amounts(project['guaranteed'])}; {limit}.{borrowing}")
     return lines

@@ -39,15 +39,18 @@ def environment(pairs: tuple[str, ...]) -> dict:
 @click.option("--ram", help="GB, e.g. 2.")
 @click.option("--gpu", type=int, help="Whole GPUs.")
 @click.option("--priority", type=int, help="Higher starts first and may preempt lower.")
+@click.option("--project", type=int, help="The project's id (default: the organization's `default`).")
 @click.option("--env", multiple=True, metavar="NAME=VALUE", help="An environment variable; repeat for more.")
 @click.option("--restart", type=click.Choice(["never", "on_failure", "always"]), help="Restart policy.")
 @click.option("--time-limit", type=int, metavar="SECONDS", help="Fail it once it has run this long.")
+@click.option("--port", type=click.IntRange(1, 65535), multiple=True,
+              help="A TCP port the container listens on; repeat for more. `hv get` shows where it is published.")
 @click.option("--persist", metavar="PATH", help="A path in the container that outlives its containers.")
 @click.option("--depends-on", type=int, multiple=True, metavar="ID", help="Start only after it completed.")
 @click.option("--dry-run", is_flag=True, help="Say what submitting would do now; submit nothing.")
 @click.option("--attach", is_flag=True, help="Follow its output to its end; exit with its exit code.")
-def run(ui, image, command, cluster, name, cpu, ram, gpu, priority, env, restart, time_limit, persist, depends_on,
-        dry_run, attach) -> None:
+def run(ui, image, command, cluster, name, cpu, ram, gpu, priority, project, env, restart, time_limit, port, persist,
+        depends_on, dry_run, attach) -> None:
     """Submit a deployment of IMAGE, running COMMAND if given (after `--`).
 
     With --attach, follow its output until it ends and exit with its container's exit code (0 when it completed
@@ -59,11 +62,10 @@ def run(ui, image, command, cluster, name, cpu, ram, gpu, priority, env, restart
       hv run --cluster 1 --gpu 2 --priority 10 --env EPOCHS=3 --restart on_failure trainer:1
     """
     body = {"cluster": cluster, "docker_image": image, "name": name or image.rsplit("/", 1)[-1].split(":")[0]}
-    # --project and --port come with the API's projects and ports (the contract: flags arrive with their fields).
     optional = {"cpu_required": cpu, "ram_required": ram, "gpu_required": gpu, "priority": priority,
-                "restart_policy": restart, "time_limit_seconds": time_limit, "persist_path": persist,
-                "command": list(command) or None, "env": environment(env) or None,
-                "depends_on": list(depends_on) or None}
+                "project": project, "restart_policy": restart, "time_limit_seconds": time_limit,
+                "persist_path": persist, "command": list(command) or None, "env": environment(env) or None,
+                "ports": list(port) or None, "depends_on": list(depends_on) or None}
     body.update({key: value for key, value in optional.items() if value is not None})
     if dry_run:
         answer = ui.api.post("/deployments/dry-run/", body)

@@ -2,7 +2,6 @@
 import click
 import pytest
 from click.testing import CliRunner
-
 from hv_cli.main import cli
 
 

@@ -110,6 +110,9 @@ def test_why_explains_a_pending_deployment(hv, driven):
     assert f"#{waiting['id']} 'busybox' is pending: Needs 1 CPU, 0.5 free." in words
     assert "Queue position: 1" in words and "Short of: 0.5 CPU" in words
     assert json.loads(ok(hv("why", str(waiting["id"]), "-o", "json")))["scheduling"]["reason"] == "resources"
+    quotas = json_lines(ok(hv("quotas", str(driven), "-o", "json")))
+    assert [q["project"] for q in quotas] == [waiting["project"]]  # the organization's default project
+    assert "PROJECT" in ok(hv("quotas", str(driven)))
     for pk in (waiting["id"], long["id"]):
         ok(hv("cancel", str(pk)))
 

@@ -42,5 +42,11 @@ def test_why_reads_the_scheduling_object_as_a_person_would():
         "Preemptible (lower priority, running): 2 CPU, 8 GB RAM.",
         "Reservation: what is free is held for #9.",
     ]
+    cpu = {n: {"cpu": f"{n}.000", "ram": "0.000", "gpu": 0} for n in (2, 4)}
+    project = {"id": 2, "usage": cpu[4], "guaranteed": cpu[2], "limit": cpu[4], "borrowing": True}
+    with_project = {**deployment, "scheduling": {**deployment["scheduling"], "reason": "quota_limit", "project": project}}
+    assert explain(with_project)[1] == "Why: starting it would take its project above its limit on this cluster."
+    assert explain(with_project)[-1] == ("Project #2: uses 4 CPU; guaranteed 2 CPU; limit 4 CPU. "
+                                         "Starting it would borrow beyond the guarantee.")
     running = {**deployment, "status": "running", "scheduling": None, "status_reason": "Running on cluster 'pool'."}
     assert explain(running) == ["#4 'nightly' is running: Running on cluster 'pool'."]
