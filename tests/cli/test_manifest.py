@@ -44,7 +44,8 @@ def test_why_reads_the_scheduling_object_as_a_person_would():
     ]
     cpu = {n: {"cpu": f"{n}.000", "ram": "0.000", "gpu": 0} for n in (2, 4)}
     project = {"id": 2, "usage": cpu[4], "guaranteed": cpu[2], "limit": cpu[4], "borrowing": True}
-    with_project = {**deployment, "scheduling": {**deployment["scheduling"], "reason": "quota_limit", "project": project}}
+    scheduling = {**deployment["scheduling"], "reason": "quota_limit", "project": project}
+    with_project = {**deployment, "scheduling": scheduling}
     assert explain(with_project)[1] == "Why: starting it would take its project above its limit on this cluster."
     assert explain(with_project)[-1] == ("Project #2: uses 4 CPU; guaranteed 2 CPU; limit 4 CPU. "
                                          "Starting it would borrow beyond the guarantee.")
