@@ -5,8 +5,9 @@ last read and whether the stream is over; `hypervisor_mlops.streams.responses` s
 Resuming is exact because ids come from the writing transaction: a line's id is its place in all the output the
 deployment ever wrote (the log row counts what trimming dropped, in the transaction that appends), and an event's
 id is its primary key, which for one deployment is a sequence in commit order: every transaction that writes a
-deployment's events holds that deployment's row lock (or created the row), so no event of it commits after one
-with a higher id.
+deployment's events first takes its cluster's lock (scheduling passes, agents' reports, finishes) or its row lock
+(a dependency resolved or failed, for pending deployments only, whose rows a pass must lock to start them), or
+created the row, so no event of it commits after one with a higher id. A new writer of events must do the same.
 """
 import time
 from collections import deque
