@@ -97,18 +97,24 @@ class ResourcesSerializer(StrictSerializer):
         return Resources(values["cpu"], values["ram"], values["gpu"])
 
 
+class LimitSerializer(ResourcesSerializer):
+    """A limit: every resource, or null for none (a definition of its own in the schema, which says so)."""
+
+
 class QuotaSerializer(StrictSerializer):
-    """A project's quota on a cluster; without one a project has nothing guaranteed, no limit and weight 1."""
+    """A project's quota on a cluster; without one a project has nothing guaranteed, no limit and weight 1.
+
+    `guaranteed` is always recoverable from other projects, and the guarantees of a cluster together stay within
+    its capacity; `limit` is the most the project may hold on the cluster, never below `guaranteed`; `usage` is
+    what its running deployments hold there.
+    """
 
     project = serializers.IntegerField(read_only=True)
-    guaranteed = ResourcesSerializer(default=Resources.zero,
-                                     help_text="Always recoverable from other projects; all of them together stay "
-                                               "within the cluster's capacity.")
-    limit = ResourcesSerializer(allow_null=True, default=None,
-                                help_text="The most it may use on the cluster, never below `guaranteed`; null: none.")
+    guaranteed = ResourcesSerializer(default=Resources.zero)
+    limit = LimitSerializer(allow_null=True, default=None)
     weight = serializers.IntegerField(min_value=1, max_value=MAX_WEIGHT, default=1,
                                       help_text="Its share of what it borrows beyond its guarantee.")
-    usage = ResourcesSerializer(read_only=True, help_text="What its running deployments hold on the cluster.")
+    usage = ResourcesSerializer(read_only=True)
 
 
 class QuotaPageSerializer(PageSerializer):

@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from agents.models import Agent
-from clusters.models import Cluster
+from clusters.models import Cluster, ClusterQuota
 from organizations.models import Project
 from scheduling.insight import (
     Explanation,
@@ -96,7 +96,7 @@ def pending_reasons() -> dict[int, Counter]:
     clusters = _insight_clusters(None)
     lower = _lower_priority_holdings(list(clusters))
     reservations = _reservations(clusters, lower)
-    shares = read_shares(clusters)
+    shares = read_shares(clusters, with_names=False)
     rows = (Deployment.objects.pending().order_by()
             .values_list("cluster_id", "pk", "priority", "cpu_required", "ram_required", "gpu_required",
                          "created_at", "project_id", Exists(unfinished_dependencies())))
@@ -146,10 +146,13 @@ def reservation_of(cluster_id: int) -> Reservation | None:
 def _insight_clusters(cluster_ids: list[int] | None) -> dict[int, Cluster]:
     """The clusters (every one for None), on the database's clock and with the submission time of their
     longest-waiting pending deployment (`pending_since`), by which `_first_due` knows without reading the
-    queue that none is due."""
+    queue that none is due, and whether projects share it (`shared`: its organization has more projects than
+    the default one, or it has quotas), without which `read_shares` reads nothing more."""
     oldest = Deployment.objects.filter(cluster_id=OuterRef("pk")).pending().order_by("created_at")
-    return with_clock(Cluster.objects).annotate(pending_since=Subquery(oldest.values("created_at")[:1])
-                                                 ).order_by("pk").in_bulk(cluster_ids)
+    shared = (Exists(Project.objects.filter(organization_id=OuterRef("organization_id"), is_default=False))
+              | Exists(ClusterQuota.objects.filter(cluster_id=OuterRef("pk"))))
+    return with_clock(Cluster.objects).annotate(pending_since=Subquery(oldest.values("created_at")[:1]),
+                                                shared=shared).order_by("pk").in_bulk(cluster_ids)
 
 
 def _lower_priority_holdings(cluster_ids: list[int]) -> dict[int, Callable[[int], Resources]]:

@@ -179,13 +179,17 @@ class AmountsSerializer(serializers.Serializer):
     gpu = gpu_field(read_only=True)
 
 
+class LimitAmountsSerializer(AmountsSerializer):
+    """A project's limit, or null for none: a definition of its own in the schema, which says it may be null."""
+
+
 class ProjectShareSerializer(serializers.Serializer):
     """Its project on its cluster: what the project holds, is guaranteed and may hold at most."""
 
     id = serializers.IntegerField()
     usage = AmountsSerializer()
     guaranteed = AmountsSerializer()
-    limit = AmountsSerializer(allow_null=True)
+    limit = LimitAmountsSerializer(allow_null=True)
     borrowing = serializers.BooleanField(help_text="Whether starting it would take its project above its guarantee.")
 
 

@@ -21,6 +21,8 @@ from .snapshot import queue_of, running_of
 @dataclass
 class ClusterShares:
     usage: dict[int, Resources] = field(default_factory=dict)  # project -> what its running deployments hold
+    # For a cluster no projects share: what its one project (the default) holds, read off its counters.
+    only_project_holds: Resources | None = None
     quotas: dict[int, Quota] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
     # Where quotas decide: the pass over the cluster as it is, and what it plans from.
@@ -29,8 +31,9 @@ class ClusterShares:
 
     def share(self, project: int, demand: Resources) -> ProjectShare:
         quota = self.quotas.get(project, NO_QUOTA)
-        usage = self.usage.get(project, Resources.zero())
-        return ProjectShare(project, self.names.get(project, ""), usage, quota.guaranteed, quota.limit,
+        usage = self.usage.get(project, self.only_project_holds or Resources.zero())
+        # Unnamed: a cluster no projects share runs only its default project (or the names were not asked for).
+        return ProjectShare(project, self.names.get(project, "default"), usage, quota.guaranteed, quota.limit,
                             borrowing=not (usage + demand).fits_in(quota.guaranteed))
 
     def preemptible(self, project: int, priority: int, demand: Resources) -> Resources:
@@ -47,24 +50,35 @@ class ClusterShares:
         return held
 
 
-def read_shares(clusters: dict[int, Cluster], projects: Iterable[int] = ()) -> dict[int, ClusterShares]:
-    """Per cluster: its projects' usage and quotas (two queries), their names (one), and for each cluster where
-    quotas decide, its pass (two more each)."""
+def read_shares(clusters: dict[int, Cluster], projects: Iterable[int] = (), *, with_names: bool = True,
+                ) -> dict[int, ClusterShares]:
+    """Per cluster: its projects' usage and quotas, their names and, where quotas decide, its pass.
+
+    A cluster that projects do not share (`shared`, see `insight._insight_clusters`) costs no query: all it
+    runs is its default project's. The others cost three queries in all (two without names), and two more
+    each where quotas decide."""
     shares = {pk: ClusterShares() for pk in clusters}
+    for pk, cluster in clusters.items():
+        if not cluster.shared:
+            shares[pk].only_project_holds = cluster.allocated
+    shared = [pk for pk, cluster in clusters.items() if cluster.shared]
+    if not shared:
+        return shares
     active = defaultdict(set)
-    for row in (Deployment.objects.filter(cluster_id__in=list(clusters)).active().order_by()
+    for row in (Deployment.objects.filter(cluster_id__in=shared).active().order_by()
                 .values("cluster_id", "project_id", "status")
                 .annotate(cpu=Sum("cpu_required"), ram=Sum("ram_required"), gpu=Sum("gpu_required"))):
         active[row["cluster_id"]].add(row["project_id"])
         if row["status"] == Deployment.Status.RUNNING:
             shares[row["cluster_id"]].usage[row["project_id"]] = Resources(row["cpu"], row["ram"], row["gpu"])
-    for quota in ClusterQuota.objects.filter(cluster_id__in=list(clusters)):
+    for quota in ClusterQuota.objects.filter(cluster_id__in=shared):
         shares[quota.cluster_id].quotas[quota.project_id] = Quota(quota.guaranteed, quota.limit, quota.weight)
     names = dict(Project.objects.filter(pk__in={*projects, *(p for ps in active.values() for p in ps)})
-                 .values_list("pk", "name"))
-    for pk, cluster in clusters.items():
-        share = shares[pk]
-        share.names = names
+                 .values_list("pk", "name")) if with_names else {}
+    for pk in shared:
+        shares[pk].names = names
+    for pk in shared:
+        cluster, share = clusters[pk], shares[pk]
         if priority_rules_suffice(active[pk], share.quotas):
             continue
         running, queue = running_of(pk), queue_of(cluster)[0]

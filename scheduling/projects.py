@@ -128,14 +128,15 @@ class _Pass:
             queues[p.project].pop()
             if not queues[p.project]:
                 del queues[p.project]
-            limit = self.quota(p.project).limit
-            if limit is not None and not (self.used(p.project) + p.demand).fits_in(limit):
-                self.waiting[p.id] = QUOTA_LIMIT
-                continue
             # Behind a reservation, its project's equal or higher priorities may not preempt (what they took,
             # the reserved one could not evict); other projects are not its to evict anyway.
             may_preempt = reservation is None or p.project != reservation.project or p.priority < reservation.priority
-            victims = [] if p.demand.fits_in(self.free) else self.victims(p, may_preempt)
+            if not self.within_limit(p, self.own_lower(p) if may_preempt else Resources.zero()):
+                # Not even by evicting the lower priorities of its own project.
+                self.waiting[p.id] = QUOTA_LIMIT
+                continue
+            fits = p.demand.fits_in(self.free) and self.within_limit(p)
+            victims = [] if fits else self.victims(p, may_preempt)
             if victims is None:
                 self.waiting[p.id] = RESOURCES
                 if reservation is None and p.due and p.demand.fits_in(self.capacity):
@@ -169,48 +170,67 @@ class _Pass:
             return min(within, key=queue_key)
         return min(heads, key=lambda p: (self.share(p.project), queue_key(p)))
 
+    def within_limit(self, p: Pending, freed: Resources = Resources.zero()) -> bool:
+        """Whether its project, with `freed` of its own evicted and `p` started, stays within its limit."""
+        limit = self.quota(p.project).limit
+        return limit is None or (self.used(p.project) - freed + p.demand).fits_in(limit)
+
+    def own_lower(self, p: Pending) -> Resources:
+        """What the evictable lower priorities of its own project hold."""
+        # A handful of distinct priorities per project: summing them beats keeping prefix sums current.
+        return total(held for priority, held in self.evictable.get(p.project, {}).items() if priority < p.priority)
+
     def reach(self, p: Pending, may_preempt: bool) -> Resources:
         """What `p` could have at most: what is free, what lower priorities of its project hold, and, within its
         guarantee, all that other projects above theirs hold. Cheap, so most of a long queue is passed over
         without looking at who runs."""
         reach = self.free
         if may_preempt:
-            # A handful of distinct priorities per project: summing them beats keeping prefix sums current.
-            reach += total(held for priority, held in self.evictable.get(p.project, {}).items()
-                           if priority < p.priority)
+            reach += self.own_lower(p)
         if self.within_guarantee(p):
             reach += total(used for project, used in self.usage.items()
                            if project != p.project and not used.fits_in(self.quota(project).guaranteed))
         return reach
 
     def victims(self, p: Pending, may_preempt: bool) -> list[Running] | None:
-        """Whom to evict so that `p` fits (an inclusion-minimal set), or None when nobody may make it fit."""
+        """Whom to evict so that `p` fits in what is free and within its project's limit (an inclusion-minimal
+        set), or None when nobody may make it fit."""
         if not p.demand.fits_in(self.reach(p, may_preempt)):
             return None
         candidates = self.reclaimable(p) if self.within_guarantee(p) else []
         if may_preempt:
             candidates += [r for r in self.alive.get(p.project, {}).values() if r.priority < p.priority
                            and r.evictable]
-        available, taken = self.free, {}
+        limit = self.quota(p.project).limit
+        available, own, taken = self.free, Resources.zero(), {}
         usage = dict(self.usage)
+
+        def enough(available: Resources, own: Resources) -> bool:
+            return p.demand.fits_in(available) and self.within_limit(p, own)
+
         for r in candidates:
-            if p.demand.fits_in(available):
+            if enough(available, own):
                 break
-            short = [name for name in _DIMENSIONS if getattr(p.demand, name) > getattr(available, name)]
-            from_guarantee = r.project != p.project
+            short = {name for name in _DIMENSIONS if getattr(p.demand, name) > getattr(available, name)}
+            if r.project == p.project and limit is not None:
+                over = self.used(p.project) - own + p.demand
+                short |= {name for name in _DIMENSIONS if getattr(over, name) > getattr(limit, name)}
             if not any(getattr(r.demand, name) > 0 for name in short):
                 continue  # holds nothing that is short: evicting it could not help
-            if from_guarantee and usage[r.project].fits_in(self.quota(r.project).guaranteed):
+            if r.project != p.project and usage[r.project].fits_in(self.quota(r.project).guaranteed):
                 continue  # its project is back within its guarantee: nothing more of it may go
             taken[r.id] = r
             usage[r.project] -= r.demand
             available += r.demand
-        if not p.demand.fits_in(available):
+            own += r.demand if r.project == p.project else Resources.zero()
+        if not enough(available, own):
             return None
         # Give back every victim it can do without, the last taken (the most valuable) first.
         for r in reversed(list(taken.values())):
-            if p.demand.fits_in(available - r.demand):
+            mine = r.demand if r.project == p.project else Resources.zero()
+            if enough(available - r.demand, own - mine):
                 available -= r.demand
+                own -= mine
                 del taken[r.id]
         return list(taken.values())
 

@@ -114,6 +114,9 @@ def test_resources_with_shortfall_position_and_what_lower_priority_holds(dev, cl
     assert scheduling(dev, first) == {
         "reason": "resources", "shortfall": {"cpu": "0.000", "ram": "0.000", "gpu": 1}, "queue_position": 1,
         "waiting_for": [], "preemptible": {"cpu": "2.000", "ram": "1.000", "gpu": 0}, "reserved_for": None,
+        # The default project holds all that runs; without quotas it is guaranteed nothing, so all it runs borrows.
+        "project": {"id": cluster.organization.default_project.pk, "usage": {"cpu": "3.000", "ram": "2.000", "gpu": 2},
+                    "guaranteed": {"cpu": "0.000", "ram": "0.000", "gpu": 0}, "limit": None, "borrowing": True},
     }
     assert scheduling(dev, second)["queue_position"] == 2 and scheduling(dev, low) is None
     assert get(dev, first)["status_reason"] == "Needs 1 GPU, 0 free."

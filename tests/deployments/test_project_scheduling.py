@@ -48,7 +48,8 @@ def test_a_borrower_gives_back_a_guarantee_the_moment_its_owner_submits(admin, g
 def test_priority_never_preempts_across_projects(admin, gpus, teams):
     vision, research = teams
     low = submit(admin, gpus, cpu="1", ram="1", gpu=4, priority=0, project=vision.pk)
-    submit(admin, gpus, cpu="1", ram="1", gpu=4, priority=0, project=research.pk)
+    # Research's own running work is of its priority: nothing of its project is lower.
+    submit(admin, gpus, cpu="1", ram="1", gpu=4, priority=1000, project=research.pk)
     urgent = submit(admin, gpus, cpu="1", ram="1", gpu=2, priority=1000, project=research.pk)
     body = get(admin, urgent)
     assert body["status"] == "pending" and get(admin, low)["status"] == "running"

@@ -34,8 +34,15 @@ from agents.registration import register_agent
 from deployments import lifecycle
 from deployments.models import Status
 from hypervisor_mlops.wsgi import application
-from organizations.models import Role
-from tests.factories import PASSWORD, ClusterFactory, MembershipFactory, OrganizationFactory, UserFactory
+from organizations.models import ProjectMembership, Role
+from tests.factories import (
+    PASSWORD,
+    ClusterFactory,
+    MembershipFactory,
+    OrganizationFactory,
+    ProjectFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,7 +93,7 @@ WORLD = World()
 
 # Which pool of real ids a path's `{id}` is drawn from.
 PATH_POOLS = {"/api/v1/organizations/": "organization", "/api/v1/clusters/": "cluster",
-              "/api/v1/deployments/": "deployment"}
+              "/api/v1/deployments/": "deployment", "/api/v1/projects/": "project"}
 # Real cases get resource amounts around the seeded capacity (8 CPU, 32 GB, 2 GPU), so that both fitting and
 # oversized requests occur: the schema types cpu and ram as bare strings, so generated ones are hardly ever
 # numbers, and generated GPU counts are mostly far beyond any cluster.
@@ -117,14 +124,16 @@ def _with_real_ids(draw, case):
         path_parameters["id"] = draw(st.sampled_from(WORLD.ids[pool]))
     if "user_id" in path_parameters:
         path_parameters["user_id"] = draw(st.sampled_from(WORLD.ids["user"]))
+    if "project_id" in path_parameters:
+        path_parameters["project_id"] = draw(st.sampled_from(WORLD.ids["project"]))
     if "agent_id" in path_parameters:
         # An agent is reached only through its own cluster.
         path_parameters["id"], path_parameters["agent_id"] = draw(st.sampled_from(WORLD.ids["agent"]))
-    for name in ("cluster", "organization"):
+    for name in ("cluster", "organization", "project"):
         if name in (case.query or {}):
             case.query[name] = str(draw(st.sampled_from(WORLD.ids[name])))
     if isinstance(case.body, dict):
-        for name in ("cluster", "organization"):
+        for name in ("cluster", "organization", "project"):
             if name in case.body:
                 case.body[name] = draw(st.sampled_from(WORLD.ids[name]))
         for name, amounts in RESOURCES.items():
@@ -180,6 +189,8 @@ def world(db):
     queued = deploy(big, "queued", gpu_required=1, priority=-5)
     waiting = deploy(big, "waiting", cpu_required=Decimal("0.5"), depends_on=[running])
     other = deploy(theirs, "theirs")
+    research = ProjectFactory(organization=home, name="research", max_priority=10)
+    ProjectMembership.objects.create(project=research, user=colleague)
     agent, agent_token = register_agent(cluster_id=big.pk, name="host")
 
     WORLD.headers = {"Authorization": f"Bearer {RefreshToken.for_user(admin).access_token}"}
@@ -189,6 +200,7 @@ def world(db):
         "cluster": [big.pk, empty.pk, theirs.pk],
         "deployment": [done.pk, failed.pk, running.pk, queued.pk, waiting.pk, other.pk],
         "user": [admin.pk, colleague.pk],
+        "project": [home.default_project.pk, research.pk, elsewhere.default_project.pk, stranger.default_project.pk],
         "agent": [(big.pk, agent.pk)],
     }
     WORLD.invite_codes = [elsewhere.invite_code, stranger.invite_code]

@@ -22,11 +22,23 @@ def in_project(project, item):
 
 def test_a_project_never_exceeds_its_limit_and_waits_for_it():
     quotas = {A: Quota(limit=res(8, 64, 2))}
-    result = plan_with_quotas(CAPACITY, [in_project(A, run(1, 0, res(1, 1, 2)))],
+    result = plan_with_quotas(CAPACITY, [in_project(A, run(1, 9, res(1, 1, 2)))],
                               [in_project(A, pend(10, 5, res(1, 1, 1))), in_project(A, pend(11, 0, res(1, 1, 0)))],
                               quotas)
-    assert result.plan.starts == (11,) and result.plan.preemptions == ()  # 10 would take A to 3 of 2 GPUs
+    # 10 would take A to 3 of 2 GPUs, and A runs nothing of lower priority to make room.
+    assert result.plan.starts == (11,) and result.plan.preemptions == ()
     assert result.waiting == {10: QUOTA_LIMIT}
+
+
+def test_at_its_limit_a_project_makes_room_by_evicting_its_own_lower_priorities():
+    quotas = {A: Quota(limit=res(8, 64, 4))}
+    running = [in_project(A, run(1, 0, res(1, 1, 2), started=0)), in_project(A, run(2, 0, res(1, 1, 2), started=1))]
+    result = plan_with_quotas(CAPACITY, running, [in_project(A, pend(10, 5, res(1, 1, 2)))], quotas)
+    # Capacity is free, the limit is not: the most recently started of its own goes.
+    assert result.plan.preemptions == ((2, 10),) and result.plan.starts == (10,)
+    # Of equal priority, nothing of its own may go: it waits for its limit.
+    result = plan_with_quotas(CAPACITY, running, [in_project(A, pend(10, 0, res(1, 1, 2)))], quotas)
+    assert result.plan.preemptions == () and result.waiting == {10: QUOTA_LIMIT}
 
 
 def test_priority_preempts_within_a_project_and_never_across_projects():
@@ -160,9 +172,12 @@ def test_properties_of_a_pass_with_projects(case):
             usage[victim.project] -= victim.demand
         usage[preemptor.project] += preemptor.demand
     # Inclusion-minimal: no victim could have kept running beside what the pass leaves free (and does not set
-    # aside for a reservation).
+    # aside for a reservation), within its project's limit.
     for victim_id, _ in result.plan.preemptions if result.plan.reservation is None else ():
-        assert not by_id[victim_id].demand.fits_in(result.plan.free)
+        victim = by_id[victim_id]
+        limit = quotas[victim.project].limit
+        assert not (victim.demand.fits_in(result.plan.free)
+                    and (limit is None or (usage_of(after, victim.project) + victim.demand).fits_in(limit)))
     if result.waiting:  # the rules with projects applied: every pending deployment starts or says why it waits
         assert set(result.waiting) == {p.id for p in pending} - set(result.plan.starts)
     # A deployment within its guarantee left waiting for resources could not start by reclaiming either: a
