@@ -5,6 +5,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from clusters.models import RESOURCE_DECIMAL
+from hypervisor_mlops.streams.hints import announce
 from organizations.models import TenantQuerySet
 from scheduling.planner import QUEUE_ORDER
 from scheduling.resources import Resources
@@ -248,10 +249,28 @@ class EventKind(models.TextChoices):
     NOT_READY = "not_ready", "Not ready"
 
 
+class DeploymentEventQuerySet(models.QuerySet):
+    """Writing events wakes the streams of their deployments once the write commits: a hint to read again,
+    sent from here because events are written in many places and a stream must miss none of them."""
+
+    def create(self, **kwargs):
+        event = super().create(**kwargs)
+        announce(event.deployment_id)
+        return event
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            announce(*{event.deployment_id for event in created})
+        return created
+
+
 class DeploymentEvent(models.Model):
     """One entry of a deployment's status history."""
 
     Kind = EventKind
+
+    objects = DeploymentEventQuerySet.as_manager()
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -356,3 +375,7 @@ class DeploymentLog(models.Model):
     text = models.TextField(blank=True)
     # Older output was dropped to keep the size bounded.
     truncated = models.BooleanField(default=False)
+    # How many lines and characters were dropped from the front, counted in the writing transaction: a line's
+    # id (what a follower resumes from) is its place in all the output ever written, stable across trims.
+    dropped_lines = models.PositiveBigIntegerField(default=0)
+    dropped_chars = models.PositiveBigIntegerField(default=0)

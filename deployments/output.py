@@ -26,3 +26,16 @@ def last_lines(text: str, n: int) -> tuple[list[str], bool]:
     if lines[-1] == "":
         lines.pop()
     return (lines[-n:] if n else []), len(lines) > n
+
+
+def trimmed(text: str) -> tuple[str, int, int]:
+    """`bounded`, with how many characters and how many whole lines it dropped from the front."""
+    kept, _ = bounded(text)
+    cut = len(text) - len(kept)
+    return kept, cut, text.count("\n", 0, cut)
+
+
+def complete_lines(text: str) -> tuple[list[str], str]:
+    """The lines that end in a newline (without it, nor a carriage return before it), and what follows the last."""
+    *lines, rest = text.split("\n")
+    return [line.removesuffix("\r") for line in lines], rest

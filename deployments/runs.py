@@ -14,6 +14,7 @@ from django.utils import timezone
 from agents.models import Agent
 from clusters.locks import lock_cluster
 from clusters.models import Cluster
+from hypervisor_mlops.streams.hints import announce
 from scheduling.resources import Resources
 
 from .attempts import begin_restart, stop_containers
@@ -28,7 +29,7 @@ from .models import (
     RunAttempt,
     Status,
 )
-from .output import bounded, clean_output
+from .output import clean_output, trimmed
 from .reports import (
     Change,
     OpenAttempt,
@@ -208,9 +209,12 @@ def append_logs(*, agent_id: int, chunks: Iterable[tuple[int, int, int, bytes]])
             new = data[max(attempt.log_bytes - offset, 0):]
             if new:
                 log, _ = DeploymentLog.objects.select_for_update().get_or_create(deployment_id=deployment_id)
-                log.text, dropped = bounded(log.text + clean_output(new))
-                log.truncated = log.truncated or dropped
+                log.text, dropped_chars, dropped_lines = trimmed(log.text + clean_output(new))
+                log.truncated = log.truncated or dropped_chars > 0
+                log.dropped_chars += dropped_chars
+                log.dropped_lines += dropped_lines
                 log.save()
+                announce(deployment_id)
                 attempt.log_bytes = offset + len(data)
                 attempt.save(update_fields=["log_bytes"])
             held.append((deployment_id, number, attempt.log_bytes))

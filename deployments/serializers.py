@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from clusters.models import Cluster
 from clusters.serializers import gpu_field, resource_field
-from hypervisor_mlops.api.queries import QueryIntegerField
+from hypervisor_mlops.api.queries import PageQuerySerializer, QueryIntegerField
 from hypervisor_mlops.api.serializers import PageSerializer, StrictCharField, StrictModelSerializer, StrictSerializer
 from organizations.models import Project
 from organizations.projects import ensure_priority_allowed
@@ -386,6 +386,21 @@ class DryRunSerializer(serializers.Serializer):
 class LogQuerySerializer(serializers.Serializer):
     tail = QueryIntegerField(min_value=0, max_value=MAX_TAIL, default=100,
                              help_text=f"How many of the last lines (at most {MAX_TAIL}).")
+    follow = serializers.BooleanField(default=False, help_text=(
+        "Answer `text/event-stream`: the last `tail` lines, then each new line as it is written (`id:` each, "
+        "for `Last-Event-ID`), `event: end` once the deployment finished and all its output was sent."))
+
+
+class EventQuerySerializer(PageQuerySerializer):
+    watch = serializers.BooleanField(default=False, help_text=(
+        "Answer `text/event-stream`: each event as `event: <kind>` with its JSON, from `Last-Event-ID` on, "
+        "`event: end` once the deployment finished."))
+
+
+class WatchQuerySerializer(serializers.Serializer):
+    watch = serializers.BooleanField(default=False, help_text=(
+        "Answer `text/event-stream`: `event: deployment` with a deployment's JSON each time one this list shows "
+        "changes status or run state, resumable with `Last-Event-ID`."))
 
 
 class DeploymentLogSerializer(serializers.Serializer):

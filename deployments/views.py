@@ -8,12 +8,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from hypervisor_mlops.api.queries import PageQuerySerializer, StrictQueryParameters
+from hypervisor_mlops.api.queries import StrictQueryParameters
+from hypervisor_mlops.api.sse import StreamingActions
 from hypervisor_mlops.internals import set_prefetched
+from hypervisor_mlops.streams.hints import EVERY
 from organizations.permissions import ANY_MEMBER, MANAGERS, HasOrganizationRole
 from organizations.projects import ensure_may_submit
 
-from . import insight, lifecycle
+from . import insight, lifecycle, streams
 from .filters import DeploymentFilter
 from .models import Deployment, DeploymentLog, RunAttempt, Status
 from .output import last_lines
@@ -24,7 +26,9 @@ from .serializers import (
     DeploymentSerializer,
     DeploymentUpdateSerializer,
     DryRunSerializer,
+    EventQuerySerializer,
     LogQuerySerializer,
+    WatchQuerySerializer,
 )
 
 # What a deployment's representation reads besides its row: fetched once per page (or object), not per access.
@@ -40,6 +44,7 @@ RELATED = (
 @method_decorator(name="partial_update", decorator=swagger_auto_schema(
     responses={409: "Its cluster and resource request cannot change once it has been scheduled."}))
 class DeploymentViewSet(
+    StreamingActions,
     StrictQueryParameters,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -52,7 +57,8 @@ class DeploymentViewSet(
     permission_classes = (HasOrganizationRole,)
     http_method_names = ("get", "post", "patch", "head", "options")
     filterset_class = DeploymentFilter
-    query_serializers = {"events": PageQuerySerializer, "logs": LogQuerySerializer}
+    query_serializers = {"list": WatchQuerySerializer, "events": EventQuerySerializer, "logs": LogQuerySerializer}
+    stream_parameters = {"list": "watch", "events": "watch", "logs": "follow"}
     lookup_value_regex = r"\d+"
     required_roles = {
         "retrieve": ANY_MEMBER,
@@ -73,6 +79,17 @@ class DeploymentViewSet(
 
     def get_serializer_class(self):
         return DeploymentUpdateSerializer if self.action == "partial_update" else DeploymentSerializer
+
+    def list(self, request, *args, **kwargs):
+        # With `?watch=true`, a stream of their changes. (No docstring: the schema keeps the class's words.)
+        WatchQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
+        if not self.is_stream_request():
+            return super().list(request, *args, **kwargs)
+        return self.serve_stream(streams.Changes(after=self.last_event_id(), select=self._select), keys=(EVERY,))
+
+    def _select(self, condition) -> "list[dict]":
+        deployments = self.filter_queryset(self.get_queryset()).filter(condition)
+        return DeploymentSerializer(deployments, many=True, context=self.get_serializer_context()).data
 
     def perform_create(self, serializer) -> None:
         self._ensure_may_submit(serializer.validated_data)
@@ -139,8 +156,13 @@ class DeploymentViewSet(
     @swagger_auto_schema(responses={200: DeploymentEventPageSerializer})
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
-        """The status history, oldest first."""
+        """The status history, oldest first; with `?watch=true`, a stream of it that ends after the finish."""
         deployment = self.get_object()
+        EventQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
+        if self.is_stream_request():
+            reader = streams.Events(deployment.pk, after=self.last_event_id(),
+                                    serialize=lambda events: DeploymentEventSerializer(events, many=True).data)
+            return self.serve_stream(reader, keys=(deployment.pk,))
         page = self.paginate_queryset(deployment.events.order_by("at", "id"))
         return self.get_paginated_response(DeploymentEventSerializer(page, many=True).data)
 
@@ -151,6 +173,9 @@ class DeploymentViewSet(
         deployment = self.get_object()
         query = LogQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
+        if query.validated_data["follow"]:
+            reader = streams.LogLines(deployment.pk, after=self.last_event_id(), tail=query.validated_data["tail"])
+            return self.serve_stream(reader, keys=(deployment.pk,))
         text = DeploymentLog.objects.filter(deployment=deployment).values_list("text", "truncated").first()
         lines, more = last_lines(text[0], query.validated_data["tail"]) if text else ([], False)
         return Response({"lines": lines, "truncated": more or bool(text and text[1])})

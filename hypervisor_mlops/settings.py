@@ -216,6 +216,19 @@ CELERY_BEAT_SCHEDULE["end-overdue-deployments"] = {
 # Task modules beyond each app's tasks.py (which autodiscovery finds).
 CELERY_IMPORTS = ["deployments.deadlines"]
 
+# --- Streams (Server-Sent Events) -------------------------------------------------------------------------
+# A comment goes out on an idle stream this often (proxies close silent connections; the contract says <= 15 s).
+STREAM_HEARTBEAT_SECONDS = config("STREAM_HEARTBEAT_SECONDS", default=10.0, cast=float)
+# Without Redis to carry wake-up hints between processes, streams read the database again this often.
+STREAM_POLL_SECONDS = config("STREAM_POLL_SECONDS", default=0.5, cast=float)
+# A stream is closed after this long (the client resumes with Last-Event-ID): at most once every 5 minutes.
+STREAM_MAX_SECONDS = config("STREAM_MAX_SECONDS", default=300.0, cast=float)
+# Threads per process that read for streams, each with its own connection: what all its streams share.
+STREAM_READERS = config("STREAM_READERS", default=4, cast=int)
+# Streams one process keeps open (503 beyond). Under threads each holds one: bin/run gives every worker this
+# many threads more than it needs for requests.
+STREAMS_PER_PROCESS = config("STREAMS_PER_PROCESS", default=100, cast=int)
+
 # --- Metrics ----------------------------------------------------------------------------------------------
 # /metrics answers only with this bearer token; unset (the default), it is 404.
 METRICS_TOKEN = config("METRICS_TOKEN", default="")

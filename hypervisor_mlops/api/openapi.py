@@ -47,6 +47,12 @@ class ErrorsAutoSchema(SwaggerAutoSchema):
         declared = getattr(self.view, "query_serializers", {}).get(getattr(self.view, "action", None))
         return super().get_query_serializer() or (declared() if declared else None)
 
+    def get_produces(self):
+        # An action that also answers as a stream (`?follow=true`, `?watch=true`, see api/sse.py) says so.
+        if getattr(self.view, "action", None) in getattr(self.view, "stream_parameters", {}):
+            return [*super().get_produces(), "text/event-stream"]
+        return super().get_produces()
+
     def get_operation(self, operation_keys=None):
         operation = super().get_operation(operation_keys)
         parameters = operation.get("parameters", [])

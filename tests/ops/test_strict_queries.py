@@ -166,5 +166,6 @@ def test_the_schema_types_path_ids_as_integers_and_documents_the_strictness(sche
     for path in (f"{DEPLOYMENTS}{{id}}/", f"{ORGANIZATIONS}{{id}}/"):
         operations = schema["paths"][path]
         assert "405" in operations["get"]["responses"] and "405" in operations["patch"]["responses"], path
-    for path in (f"{ORGANIZATIONS}{{id}}/members/", f"{DEPLOYMENTS}{{id}}/events/", f"{CLUSTERS}{{id}}/agents/"):
-        assert [p["name"] for p in schema["paths"][path]["get"]["parameters"]] == ["page"], path
+    for path, names in ((f"{ORGANIZATIONS}{{id}}/members/", ["page"]), (f"{DEPLOYMENTS}{{id}}/events/", ["page", "watch"]),
+                        (f"{CLUSTERS}{{id}}/agents/", ["page"])):
+        assert [p["name"] for p in schema["paths"][path]["get"]["parameters"]] == names, path
