@@ -122,20 +122,25 @@ class Changes:
     order across deployments, so this re-reads the last SETTLED_AFTER_SECONDS of events on every read, skipping
     those already sent, and hands out as the frames' id only a point below which every event has committed.
     Resuming from it sends again what changed shortly before (at least once, never stale); without a
-    Last-Event-ID the stream starts with every pending or running deployment the caller sees.
+    Last-Event-ID the stream starts with every pending or running deployment the caller sees. A deployment this
+    stream sent that no longer matches its filters (a `?status=running` watch, and it completed) is sent once
+    more as it now is, as a watch tells an object leaving its selector, and then no longer.
     """
 
-    def __init__(self, *, after: int | None, select: Callable[[Q], list[dict]]) -> None:
+    def __init__(self, *, after: int | None, select: Callable[[Q], list[dict]],
+                 select_unfiltered: Callable[[Q], list[dict]]) -> None:
         self._select = select
+        self._select_unfiltered = select_unfiltered
         self._floor = after
         self._sent: set[int] = set()
         self._marks: deque[tuple[float, int]] = deque()
+        self._shown: set[int] = set()  # deployments sent that matched the filters then
 
     def read(self) -> Read:
         now = time.monotonic()
         if self._floor is None:
             self._floor = _settled_event_id()
-            return self._frames(self._select(Q(status__in=Deployment.ACTIVE_STATUSES))), False
+            return self._frames(self._matching(Q(status__in=Deployment.ACTIVE_STATUSES))), False
         rows = list(DeploymentEvent.objects.filter(pk__gt=self._floor).order_by("pk")
                     .values_list("pk", "deployment_id"))
         changed = {deployment for pk, deployment in rows if pk not in self._sent}
@@ -145,7 +150,17 @@ class Changes:
         while self._marks and self._marks[0][0] <= now - SETTLED_AFTER_SECONDS:
             self._floor = max(self._floor, self._marks.popleft()[1])
         self._sent = {pk for pk in self._sent if pk > self._floor}
-        return self._frames(self._select(Q(pk__in=changed)) if changed else []), False
+        if not changed:
+            return [], False
+        matching = self._matching(Q(pk__in=changed))
+        left = (changed & self._shown) - {d["id"] for d in matching}
+        self._shown -= left
+        return self._frames(matching + (self._select_unfiltered(Q(pk__in=left)) if left else [])), False
+
+    def _matching(self, condition: Q) -> list[dict]:
+        deployments = self._select(condition)
+        self._shown.update(d["id"] for d in deployments)
+        return deployments
 
     def _frames(self, deployments: list[dict]) -> list[bytes]:
         return [frame(data, event="deployment", id=self._floor) for data in deployments]

@@ -85,10 +85,16 @@ class DeploymentViewSet(
         WatchQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
         if not self.is_stream_request():
             return super().list(request, *args, **kwargs)
-        return self.serve_stream(streams.Changes(after=self.last_event_id(), select=self._select), keys=(EVERY,))
+        return self.serve_stream(streams.Changes(after=self.last_event_id(), select=self._select,
+                                                 select_unfiltered=self._select_unfiltered), keys=(EVERY,))
 
     def _select(self, condition) -> "list[dict]":
-        deployments = self.filter_queryset(self.get_queryset()).filter(condition)
+        return self._serialized(self.filter_queryset(self.get_queryset()).filter(condition))
+
+    def _select_unfiltered(self, condition) -> "list[dict]":
+        return self._serialized(self.get_queryset().filter(condition))
+
+    def _serialized(self, deployments) -> "list[dict]":
         return DeploymentSerializer(deployments, many=True, context=self.get_serializer_context()).data
 
     def perform_create(self, serializer) -> None:

@@ -108,13 +108,8 @@ def orgs(ui) -> None:
     Example:
       hv orgs
     """
-    rows = ui.api.every("/organizations/")
-    if ui.json:
-        for row in rows:
-            ui.emit(row)
-        return
-    ui.table(["ID", "NAME", "ROLE", "INVITE CODE"], [[o["id"], o["name"], o["role"], o.get("invite_code")]
-                                                    for o in rows])
+    ui.listing(ui.api.every("/organizations/"), ["ID", "NAME", "ROLE", "INVITE CODE"],
+               lambda o: [o["id"], o["name"], o["role"], o.get("invite_code")])
 
 
 @command(org, "create")
@@ -152,14 +147,9 @@ def clusters(ui) -> None:
     Example:
       hv clusters
     """
-    rows = ui.api.every("/clusters/")
-    if ui.json:
-        for row in rows:
-            ui.emit(row)
-        return
-    ui.table(["ID", "NAME", "ORG", "CPU FREE", "RAM FREE", "GPU FREE"],
-             [[c["id"], c["name"], c["organization"], f"{c['cpu_available']}/{c['cpu_limit']}",
-               f"{c['ram_available']}/{c['ram_limit']}", f"{c['gpu_available']}/{c['gpu_limit']}"] for c in rows])
+    ui.listing(ui.api.every("/clusters/"), ["ID", "NAME", "ORG", "CPU FREE", "RAM FREE", "GPU FREE"],
+               lambda c: [c["id"], c["name"], c["organization"], f"{c['cpu_available']}/{c['cpu_limit']}",
+                          f"{c['ram_available']}/{c['ram_limit']}", f"{c['gpu_available']}/{c['gpu_limit']}"])
 
 
 @command(cluster, "create")
@@ -209,11 +199,6 @@ def quotas(ui, cluster_id: int) -> None:
     Example:
       hv quotas 1
     """
-    rows = ui.api.every(f"/clusters/{cluster_id}/quotas/")
-    if ui.json:
-        for row in rows:
-            ui.emit(row)
-        return
-    ui.table(["PROJECT", "GUARANTEED", "LIMIT", "WEIGHT", "USAGE"],
-             [[q["project"], amounts(q["guaranteed"]), amounts(q["limit"]) if q["limit"] else "none", q["weight"],
-               amounts(q["usage"])] for q in rows])
+    ui.listing(ui.api.every(f"/clusters/{cluster_id}/quotas/"), ["PROJECT", "GUARANTEED", "LIMIT", "WEIGHT", "USAGE"],
+               lambda q: [q["project"], amounts(q["guaranteed"]), amounts(q["limit"]) if q["limit"] else "none",
+                          q["weight"], amounts(q["usage"])])

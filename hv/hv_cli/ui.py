@@ -51,6 +51,14 @@ class Ui:
         text.append("".join("\n" + line(row) for row in cells))
         self.out.print(text, crop=False, overflow="ignore", no_wrap=True)
 
+    def listing(self, objects: list[dict], columns: list[str], cells) -> None:
+        """A list of the API's objects: each as it is with `-o json`, else a table of `cells(object)`."""
+        if self.json:
+            for value in objects:
+                self.emit(value)
+        else:
+            self.table(columns, [cells(value) for value in objects])
+
     def line(self, text: str) -> None:
         """A line of a deployment's output, as it was written (no markup, no highlighting)."""
         sys.stdout.write(text + "\n")

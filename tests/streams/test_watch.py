@@ -61,6 +61,21 @@ def test_the_list_watch_sends_each_change_of_what_the_caller_sees_with_the_filte
             seen[body["id"]] = body["status"]
 
 
+def test_a_deployment_leaving_the_watchs_filter_is_sent_once_as_it_now_is(service):
+    user = User(service)
+    cluster = Cluster(user)
+    running = cluster.run()
+    with user.stream(f"/deployments/?watch=true&status=running&cluster={cluster.id}") as source:
+        events = source.iter_sse()
+        assert json.loads(next(events).data)["id"] == running
+        cluster.exit(running, 0)
+        body = json.loads(next(events).data)  # no longer running: sent once more, as it now is
+        assert (body["id"], body["status"]) == (running, "completed")
+        fresh = cluster.run()
+        body = json.loads(next(events).data)  # and then nothing more of the completed one
+        assert (body["id"], body["status"]) == (fresh, "running")
+
+
 def test_another_tenant_watching_sees_nothing_of_it_and_gets_404_for_its_events(service):
     owner, stranger = User(service), User(service)
     cluster = Cluster(owner)
