@@ -36,8 +36,8 @@ from .shares import ClusterShares, read_shares
 from .snapshot import (
     RESOURCE_FIELDS,
     one_snapshot,
+    planning_quotas,
     queue_of,
-    quotas_of,
     running_of,
     unfinished_dependencies,
     with_clock,
@@ -222,7 +222,7 @@ def dry_run_deployment(*, cluster: Cluster, depends_on: Iterable[Deployment] = (
         unfinished = list(Deployment.objects.filter(pk__in=dependency_ids).exclude(status=Status.COMPLETED)
                           .order_by("pk").values_list("pk", "status"))
         pending, blocked = queue_of(cluster)
-        quotas = quotas_of(cluster.pk)
+        quotas = planning_quotas(cluster.pk)
         project = project or cluster.organization.default_project
         due_before = cluster.due_before(cluster.db_now)
         would_be = Pending(WOULD_BE, priority, demand, cluster.db_now,

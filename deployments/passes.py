@@ -22,7 +22,7 @@ from scheduling.resources import Resources
 
 from .attempts import begin_attempts, stop_containers
 from .models import Deployment, DeploymentEvent, EventKind, Status
-from .snapshot import pending_of, quotas_of, running_of, unfinished_dependencies, with_clock
+from .snapshot import pending_of, planning_quotas, running_of, unfinished_dependencies, with_clock
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def schedule_cluster(*, cluster_id: int) -> Plan | None:
             # Whatever started here would only be requeued again: the host that would run it is gone.
             return Plan((), (), cluster.available)
         pending = pending_of(cluster)
-        quotas = quotas_of(cluster.pk)
+        quotas = planning_quotas(cluster.pk)
         # The counters are exact under the row lock (reconcile proves them), so when everything waiting fits
         # in what they leave free (and no project's limit says otherwise), the running deployments need not be
         # read at all.

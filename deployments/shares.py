@@ -15,7 +15,7 @@ from scheduling.projects import NO_QUOTA, ProjectPlan, Quota, plan_with_quotas, 
 from scheduling.resources import Resources
 
 from .models import Deployment
-from .snapshot import queue_of, running_of
+from .snapshot import as_quota, queue_of, running_of
 
 
 @dataclass
@@ -72,7 +72,7 @@ def read_shares(clusters: dict[int, Cluster], projects: Iterable[int] = (), *, w
         if row["status"] == Deployment.Status.RUNNING:
             shares[row["cluster_id"]].usage[row["project_id"]] = Resources(row["cpu"], row["ram"], row["gpu"])
     for quota in ClusterQuota.objects.filter(cluster_id__in=shared):
-        shares[quota.cluster_id].quotas[quota.project_id] = Quota(quota.guaranteed, quota.limit, quota.weight)
+        shares[quota.cluster_id].quotas[quota.project_id] = as_quota(quota)
     names = dict(Project.objects.filter(pk__in={*projects, *(p for ps in active.values() for p in ps)})
                  .values_list("pk", "name")) if with_names else {}
     for pk in shared:

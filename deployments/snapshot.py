@@ -37,10 +37,14 @@ def running_of(cluster_id: int) -> list[Running]:
             for pk, priority, cpu, ram, gpu, started_at, preemptions, project in rows]
 
 
-def quotas_of(cluster_id: int) -> dict[int, Quota]:
-    """Each project's quota on the cluster; a project without one has no guarantee, no limit and weight 1."""
-    return {quota.project_id: Quota(quota.guaranteed, quota.limit, quota.weight)
-            for quota in ClusterQuota.objects.filter(cluster_id=cluster_id)}
+def planning_quotas(cluster_id: int) -> dict[int, Quota]:
+    """Each project's quota on the cluster as the planner takes it; a project without one has no guarantee, no
+    limit and weight 1."""
+    return {quota.project_id: as_quota(quota) for quota in ClusterQuota.objects.filter(cluster_id=cluster_id)}
+
+
+def as_quota(quota: ClusterQuota) -> Quota:
+    return Quota(quota.guaranteed, quota.limit, quota.weight)
 
 
 def pending_of(cluster: Cluster) -> list[Pending]:
