@@ -5,6 +5,7 @@ from drf_yasg.utils import swagger_serializer_method
 from rest_framework import serializers
 
 from deployments.output import LOG_KEEP_CHARS
+from deployments.serializers import PORT
 from deployments.reports import SeenContainer, StartFailure
 from hypervisor_mlops.api.serializers import (
     PageSerializer,
@@ -44,9 +45,6 @@ class AgentRegistrationSerializer(StrictModelSerializer):
 
 class AgentPageSerializer(PageSerializer):
     results = AgentSerializer(many=True)
-
-
-PORT = {"min_value": 1, "max_value": 65535}
 
 
 class PublishedPortSerializer(serializers.Serializer):

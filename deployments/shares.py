@@ -76,9 +76,8 @@ def read_shares(clusters: dict[int, Cluster], projects: Iterable[int] = (), *, w
     names = dict(Project.objects.filter(pk__in={*projects, *(p for ps in active.values() for p in ps)})
                  .values_list("pk", "name")) if with_names else {}
     for pk in shared:
-        shares[pk].names = names
-    for pk in shared:
         cluster, share = clusters[pk], shares[pk]
+        share.names = names
         if priority_rules_suffice(active[pk], share.quotas):
             continue
         running, queue = running_of(pk), queue_of(cluster)[0]
